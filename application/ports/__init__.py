@@ -1,0 +1,18 @@
+"""The ports: what the use cases need from the outside world, as Protocols."""
+
+from application.ports.arithmetic import Arithmetic
+from application.ports.clock import Clock
+from application.ports.queue import Dispatch, QueueUnavailable, TaskQueue
+from application.ports.repository import TaskFilter, TaskPage, TaskRepository, UnitOfWork
+
+__all__ = [
+    "Arithmetic",
+    "Clock",
+    "Dispatch",
+    "QueueUnavailable",
+    "TaskFilter",
+    "TaskPage",
+    "TaskQueue",
+    "TaskRepository",
+    "UnitOfWork",
+]

@@ -1,0 +1,81 @@
+"""Storage of tasks: the unit of work and the repository it carries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from domain.priority import Priority
+from domain.task import Task, TaskStatus, TaskType
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskFilter:
+    status: TaskStatus | None = None
+    type: TaskType | None = None
+    priority: Priority | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    items: list[Task]
+    total: int
+
+
+class TaskRepository(Protocol):
+    """Tasks as the source of truth sees them. Reads and writes join the unit of work's
+    transaction; nothing is durable before `UnitOfWork.commit()`."""
+
+    def add(self, task: Task) -> None:
+        """Store a new task and give it its id (assigned by the store, never reused)."""
+
+    def get(self, task_id: int) -> Task | None:
+        """The task as stored, or None."""
+
+    def save(self, task: Task) -> None:
+        """Write back a task read from this store: one conditional update that succeeds only if
+        the stored version is still `task.version`, which it then increments.
+
+        Raises ConcurrentModification if someone else changed the task since it was read."""
+
+    def page(self, task_filter: TaskFilter, limit: int, offset: int) -> TaskPage:
+        """A page of matching tasks, newest first, with the number of all matching tasks."""
+
+    def due_for_dispatch(self, now: datetime, limit: int) -> list[Task]:
+        """Queued, unpublished tasks whose start time has come, oldest start first. The rows stay
+        locked against other dispatchers until the unit of work ends; rows another dispatcher
+        holds are skipped, never waited for."""
+
+    def published_before(self, priority: Priority, before: datetime, limit: int) -> list[Task]:
+        """Queued tasks of that priority whose message was published before `before`, locked
+        and skipped like `due_for_dispatch`."""
+
+    def expired_leases(self, now: datetime, limit: int) -> list[Task]:
+        """Running tasks whose lease ran out, locked and skipped like `due_for_dispatch`."""
+
+    def next_start_after(self, now: datetime) -> datetime | None:
+        """The earliest start time after `now` among queued, unpublished tasks."""
+
+
+class UnitOfWork(Protocol):
+    """One transaction against the task store. `with uow:` begins it; leaving the block rolls
+    back whatever was not committed. The same object may be entered again for a new one."""
+
+    tasks: TaskRepository
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None:
+        """Make every change of this transaction durable, or raise and keep none of them."""
+
+    def ping(self) -> None:
+        """Raise if the store cannot be reached."""

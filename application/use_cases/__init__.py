@@ -1,0 +1,32 @@
+"""The use cases: one business act each, one public method `execute`."""
+
+from application.use_cases.cancel_task import CancelTask
+from application.use_cases.change_priority import ChangePriority, ChangePriorityRequest
+from application.use_cases.check_health import CheckHealth, HealthReport
+from application.use_cases.create_batch import CreateBatch, CreateBatchRequest
+from application.use_cases.create_task import CreateTask, CreateTaskRequest
+from application.use_cases.dispatch_due import DispatchDue, DispatchReport
+from application.use_cases.execute_task import ExecuteTask, ExecuteTaskRequest
+from application.use_cases.get_task import GetTask
+from application.use_cases.list_tasks import ListTasks, ListTasksRequest
+from application.use_cases.retry_task import RetryTask
+
+__all__ = [
+    "CancelTask",
+    "ChangePriority",
+    "ChangePriorityRequest",
+    "CheckHealth",
+    "CreateBatch",
+    "CreateBatchRequest",
+    "CreateTask",
+    "CreateTaskRequest",
+    "DispatchDue",
+    "DispatchReport",
+    "ExecuteTask",
+    "ExecuteTaskRequest",
+    "GetTask",
+    "HealthReport",
+    "ListTasks",
+    "ListTasksRequest",
+    "RetryTask",
+]

@@ -1,0 +1,44 @@
+"""Errors the domain raises; the API turns each into one HTTP problem."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every business-rule violation."""
+
+
+class InvalidOperands(DomainError):
+    """An operand is not an integer in the signed 64-bit range, or a batch is empty."""
+
+
+class BatchTooLarge(DomainError):
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"a batch holds at most {limit} pairs; this one has {size}")
+        self.size = size
+        self.limit = limit
+
+
+class TaskNotFound(DomainError):
+    def __init__(self, task_id: int) -> None:
+        super().__init__(f"task {task_id} does not exist")
+        self.task_id = task_id
+
+
+class IllegalTransition(DomainError):
+    """The state machine forbids this move from the task's current status."""
+
+
+class ConcurrentModification(DomainError):
+    """The task changed in storage since it was read; reload and apply the move again."""
+
+
+class TaskFailure(Exception):
+    """An attempt's computation failed. Transient failures are retried with backoff."""
+
+    permanent = False
+
+
+class PermanentTaskFailure(TaskFailure):
+    """A failure that no retry can fix: the task fails at once."""
+
+    permanent = True

@@ -1,0 +1,313 @@
+"""The task entity and its state machine.
+
+    create ──▶ queued ──claim──▶ running ──complete──▶ success
+                 ▲ │                │
+   re-prioritise ┘ │ cancel         ├─ attempt fails, budget left ─▶ queued (after backoff)
+                   ▼                ├─ lease expired ─────────────▶ queued (attempt stays counted)
+               cancelled            └─ attempt fails, budget spent ─▶ failed ──retry──▶ queued
+
+Every time a task (re-)enters `queued` its dispatch number grows and it becomes unpublished, so
+any message published for an earlier dispatch number is recognised as stale and dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from domain.errors import IllegalTransition, InvalidOperands, TaskFailure
+from domain.priority import Priority, SchedulePolicy
+from domain.retry import RetryPolicy
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+Pair = tuple[int, int]
+
+
+class TaskStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class TaskType(StrEnum):
+    SINGLE = "single"
+    BATCH = "batch"
+
+
+LEASE_EXPIRED_MESSAGE = "the worker running this attempt was lost (lease expired)"
+
+
+def check_operand(value: object) -> int:
+    # bool is a subclass of int, and True + True == 2 is not an addition anyone asked for.
+    if type(value) is not int or not INT64_MIN <= value <= INT64_MAX:
+        raise InvalidOperands(
+            f"operands must be integers in the signed 64-bit range, not {value!r}"
+        )
+    return value
+
+
+@dataclass(eq=False, kw_only=True)
+class Task:
+    id: int | None
+    type: TaskType
+    status: TaskStatus
+    priority: Priority
+    a: int | None
+    b: int | None
+    result: int | None
+    pairs: list[Pair] | None
+    results: list[int] | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    scheduled_for: datetime
+    attempts: int
+    max_attempts: int
+    error_message: str | None
+    dispatch_no: int
+    published_at: datetime | None
+    lease_expires_at: datetime | None
+    version: int = 0
+
+    # ----- creation -------------------------------------------------------------------------
+
+    @classmethod
+    def single(
+        cls,
+        a: object,
+        b: object,
+        *,
+        priority: Priority,
+        now: datetime,
+        schedule: SchedulePolicy,
+        max_attempts: int,
+    ) -> Task:
+        return cls._new(
+            TaskType.SINGLE,
+            a=check_operand(a),
+            b=check_operand(b),
+            pairs=None,
+            priority=priority,
+            now=now,
+            schedule=schedule,
+            max_attempts=max_attempts,
+        )
+
+    @classmethod
+    def batch(
+        cls,
+        pairs: Sequence[tuple[object, object]],
+        *,
+        priority: Priority,
+        now: datetime,
+        schedule: SchedulePolicy,
+        max_attempts: int,
+    ) -> Task:
+        if not pairs:
+            raise InvalidOperands("a batch holds at least one pair")
+        checked = [(check_operand(a), check_operand(b)) for a, b in pairs]
+        return cls._new(
+            TaskType.BATCH,
+            a=None,
+            b=None,
+            pairs=checked,
+            priority=priority,
+            now=now,
+            schedule=schedule,
+            max_attempts=max_attempts,
+        )
+
+    @classmethod
+    def _new(
+        cls,
+        type_: TaskType,
+        *,
+        a: int | None,
+        b: int | None,
+        pairs: list[Pair] | None,
+        priority: Priority,
+        now: datetime,
+        schedule: SchedulePolicy,
+        max_attempts: int,
+    ) -> Task:
+        return cls(
+            id=None,
+            type=type_,
+            status=TaskStatus.QUEUED,
+            priority=priority,
+            a=a,
+            b=b,
+            result=None,
+            pairs=pairs,
+            results=None,
+            created_at=now,
+            updated_at=now,
+            started_at=None,
+            finished_at=None,
+            scheduled_for=now + schedule.delay_for(priority),
+            attempts=0,
+            max_attempts=max_attempts,
+            error_message=None,
+            dispatch_no=1,
+            published_at=None,
+            lease_expires_at=None,
+        )
+
+    # ----- queries --------------------------------------------------------------------------
+
+    @property
+    def operands(self) -> list[Pair]:
+        if self.type is TaskType.SINGLE:
+            assert self.a is not None and self.b is not None
+            return [(self.a, self.b)]
+        assert self.pairs is not None
+        return self.pairs
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED)
+
+    def is_due(self, now: datetime) -> bool:
+        return self.status is TaskStatus.QUEUED and self.scheduled_for <= now
+
+    def can_claim(self, dispatch_no: int) -> bool:
+        return self.status is TaskStatus.QUEUED and self.dispatch_no == dispatch_no
+
+    def holds_claim(self, dispatch_no: int) -> bool:
+        return self.status is TaskStatus.RUNNING and self.dispatch_no == dispatch_no
+
+    def lease_expired(self, now: datetime) -> bool:
+        return (
+            self.status is TaskStatus.RUNNING
+            and self.lease_expires_at is not None
+            and self.lease_expires_at <= now
+        )
+
+    # ----- moves ----------------------------------------------------------------------------
+
+    def change_priority(self, priority: Priority, now: datetime, schedule: SchedulePolicy) -> None:
+        """Queued: re-scheduled from now on the new priority's delay. Running or failed: recorded
+        for a later retry. Success or cancelled: illegal."""
+        if self.status in (TaskStatus.SUCCESS, TaskStatus.CANCELLED):
+            raise IllegalTransition(
+                f"task {self.id} is {self.status}; its priority can no longer change"
+            )
+        self.priority = priority
+        if self.status is TaskStatus.QUEUED:
+            self._requeue(now + schedule.delay_for(priority))
+        self.updated_at = now
+
+    def mark_published(self, now: datetime) -> None:
+        self.published_at = now
+
+    def mark_unpublished(self) -> None:
+        """The message for the current dispatch number never reached the broker."""
+        self.published_at = None
+
+    def republish_lost(self, now: datetime) -> None:
+        """The broker lost the message: a new dispatch number, published again at once."""
+        if self.status is not TaskStatus.QUEUED:
+            raise IllegalTransition(f"task {self.id} is {self.status}, not queued")
+        self._requeue(now)
+        self.updated_at = now
+
+    def claim(self, dispatch_no: int, now: datetime, lease: timedelta) -> None:
+        if not self.can_claim(dispatch_no):
+            raise IllegalTransition(
+                f"task {self.id} cannot be claimed with dispatch {dispatch_no} "
+                f"(status {self.status}, dispatch {self.dispatch_no})"
+            )
+        self.status = TaskStatus.RUNNING
+        self.attempts += 1
+        self.started_at = now
+        self.lease_expires_at = now + lease
+        self.updated_at = now
+
+    def complete(self, dispatch_no: int, sums: Sequence[int], now: datetime) -> None:
+        self._require_claim(dispatch_no)
+        if len(sums) != len(self.operands):
+            raise ValueError(f"{len(sums)} sums for {len(self.operands)} pairs")
+        if self.type is TaskType.SINGLE:
+            self.result = sums[0]
+        else:
+            self.results = list(sums)
+        self.status = TaskStatus.SUCCESS
+        self.error_message = None
+        self._finish(now)
+
+    def fail_attempt(
+        self, dispatch_no: int, failure: TaskFailure, now: datetime, retry: RetryPolicy
+    ) -> None:
+        """Budget left and the failure transient: queued again after a backoff. Otherwise failed."""
+        self._require_claim(dispatch_no)
+        self.error_message = str(failure) or type(failure).__name__
+        if failure.permanent or self.attempts >= self.max_attempts:
+            self.status = TaskStatus.FAILED
+            self._finish(now)
+            return
+        self.lease_expires_at = None
+        self._requeue(now + retry.backoff(self.attempts))
+        self.updated_at = now
+
+    def expire_lease(self, now: datetime) -> None:
+        """The worker vanished mid-attempt: the attempt stays counted and the task runs again,
+        unless that was its last attempt."""
+        if not self.lease_expired(now):
+            raise IllegalTransition(f"task {self.id} holds no expired lease")
+        self.error_message = LEASE_EXPIRED_MESSAGE
+        self.lease_expires_at = None
+        if self.attempts >= self.max_attempts:
+            self.status = TaskStatus.FAILED
+            self._finish(now)
+            return
+        self._requeue(now)
+        self.updated_at = now
+
+    def retry(self, now: datetime, schedule: SchedulePolicy) -> None:
+        """Manual retry of a failed task: a fresh budget, scheduled by its (maybe new) priority."""
+        if self.status is not TaskStatus.FAILED:
+            raise IllegalTransition(
+                f"task {self.id} is {self.status}; only failed tasks are retried"
+            )
+        self.attempts = 0
+        self.error_message = None
+        self.finished_at = None
+        self._requeue(now + schedule.delay_for(self.priority))
+        self.updated_at = now
+
+    def cancel(self, now: datetime) -> None:
+        if self.status is not TaskStatus.QUEUED:
+            raise IllegalTransition(
+                f"task {self.id} is {self.status}; only queued tasks are cancelled"
+            )
+        self.status = TaskStatus.CANCELLED
+        self._finish(now)
+
+    # ----- helpers --------------------------------------------------------------------------
+
+    def _requeue(self, eligible_at: datetime) -> None:
+        self.status = TaskStatus.QUEUED
+        self.scheduled_for = eligible_at
+        self.dispatch_no += 1
+        self.published_at = None
+
+    def _finish(self, now: datetime) -> None:
+        self.finished_at = now
+        self.lease_expires_at = None
+        self.updated_at = now
+
+    def _require_claim(self, dispatch_no: int) -> None:
+        if not self.holds_claim(dispatch_no):
+            raise IllegalTransition(f"task {self.id} is not running under dispatch {dispatch_no}")
+
+
+def add_pairs(pairs: Sequence[Pair]) -> list[int]:
+    """Exact sums: Python integers never overflow, so 2**62 + 2**62 is 2**63."""
+    return [a + b for a, b in pairs]

@@ -1,0 +1,92 @@
+"""All configuration, read from the environment (or .env) in one place."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.priority import Priority, SchedulePolicy
+from domain.retry import RetryPolicy
+
+EMBEDDED_DIR = Path("var")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the task store, e.g. postgresql+psycopg://user@host/db. "
+        "Unset: an embedded SQLite file under ./var/.",
+    )
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker URL, e.g. redis://localhost:6379/0. "
+        "Unset: an embedded transport that needs no server.",
+    )
+    port: int = Field(default=8000, description="Port the API listens on.")
+    api_workers: int = Field(default=1, ge=1, description="API server processes.")
+    worker_concurrency: int = Field(default=2, ge=1, description="Processes per priority pool.")
+
+    delay_high_seconds: float = Field(default=0.0, ge=0, description="Start delay of priority 1.")
+    delay_medium_seconds: float = Field(default=5.0, ge=0, description="Start delay of priority 2.")
+    delay_low_seconds: float = Field(default=10.0, ge=0, description="Start delay of priority 3.")
+
+    max_attempts: int = Field(default=3, ge=1, description="Attempts before a task fails.")
+    retry_backoff_base_seconds: float = Field(
+        default=1.0, ge=0, description="Wait after the first failed attempt; doubles each time."
+    )
+    retry_backoff_cap_seconds: float = Field(default=300.0, ge=0, description="Longest wait.")
+    retry_jitter: float = Field(
+        default=0.5, ge=0, le=1, description="Fraction of each wait drawn at random."
+    )
+
+    lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a running attempt may take before it is "
+        "presumed lost and the task runs again.",
+    )
+    dispatcher_poll_seconds: float = Field(
+        default=0.1, gt=0, description="Longest pause between two dispatcher rounds."
+    )
+    dispatcher_batch_size: int = Field(default=500, ge=1, description="Tasks per round.")
+    lost_message_after_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A queued task published this long ago, with its queue "
+        "empty, lost its message and is published again.",
+    )
+    max_batch_pairs: int = Field(default=100_000, ge=1, description="Largest batch accepted.")
+
+    task_failure_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Fault injection: chance that an attempt raises."
+    )
+    task_run_seconds: float = Field(
+        default=0.0, ge=0, description="Fault injection: time each attempt pretends to work."
+    )
+    log_level: str = Field(default="INFO", description="Logging level.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{EMBEDDED_DIR / 'taskman.db'}"
+
+    def schedule(self) -> SchedulePolicy:
+        return SchedulePolicy(
+            {
+                Priority.HIGH: timedelta(seconds=self.delay_high_seconds),
+                Priority.MEDIUM: timedelta(seconds=self.delay_medium_seconds),
+                Priority.LOW: timedelta(seconds=self.delay_low_seconds),
+            }
+        )
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.max_attempts,
+            backoff_base=timedelta(seconds=self.retry_backoff_base_seconds),
+            backoff_cap=timedelta(seconds=self.retry_backoff_cap_seconds),
+            jitter=self.retry_jitter,
+        )

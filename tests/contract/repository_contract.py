@@ -1,0 +1,197 @@
+"""The promises of the TaskRepository / UnitOfWork ports, as tests.
+
+Subclass `TaskRepositoryContract` and provide a `uow` fixture holding an empty store: the unit
+tests run it against the in-memory fake, the integration tests against PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from application.ports import TaskFilter, UnitOfWork
+from domain.errors import ConcurrentModification
+from domain.priority import Priority, SchedulePolicy
+from domain.task import Task, TaskStatus, TaskType
+
+NOW = datetime(2026, 3, 1, 9, 30, 0, 123456, tzinfo=UTC)
+SCHEDULE = SchedulePolicy()
+
+
+def single(
+    a: int = 1, b: int = 2, priority: Priority = Priority.MEDIUM, now: datetime = NOW
+) -> Task:
+    return Task.single(a, b, priority=priority, now=now, schedule=SCHEDULE, max_attempts=3)
+
+
+def batch(pairs: list[tuple[int, int]], priority: Priority = Priority.MEDIUM) -> Task:
+    return Task.batch(pairs, priority=priority, now=NOW, schedule=SCHEDULE, max_attempts=3)
+
+
+def added(uow: UnitOfWork, *tasks: Task) -> list[int]:
+    with uow:
+        for task in tasks:
+            uow.tasks.add(task)
+        uow.commit()
+    return [t.id for t in tasks if t.id is not None]
+
+
+def stored(uow: UnitOfWork, task_id: int) -> Task:
+    with uow:
+        task = uow.tasks.get(task_id)
+    assert task is not None
+    return task
+
+
+class TaskRepositoryContract:
+    def test_ids_are_assigned_increasing_and_survive_the_round_trip(self, uow: UnitOfWork) -> None:
+        first, second = added(uow, single(), single())
+        assert second > first
+        assert stored(uow, second).id == second
+
+    def test_every_field_round_trips(self, uow: UnitOfWork) -> None:
+        task = single(2**62, 2**62, Priority.LOW)
+        (task_id,) = added(uow, task)
+        task.claim(1, NOW + timedelta(seconds=10), timedelta(seconds=30))
+        task.complete(1, [2**63], NOW + timedelta(seconds=11))
+        with uow:
+            uow.tasks.save(task)
+            uow.commit()
+        back = stored(uow, task_id)
+        assert back.result == 2**63
+        assert back.status is TaskStatus.SUCCESS
+        assert back.priority is Priority.LOW
+        assert back.type is TaskType.SINGLE
+        assert (back.a, back.b) == (2**62, 2**62)
+        assert back.created_at == NOW
+        assert back.created_at.utcoffset() == timedelta(0)
+        assert back.scheduled_for == NOW + timedelta(seconds=10)
+        assert back.started_at == NOW + timedelta(seconds=10)
+        assert back.finished_at == NOW + timedelta(seconds=11)
+        assert back.attempts == 1
+        assert back.max_attempts == 3
+        assert back.dispatch_no == 1
+        assert back.version == task.version
+
+    def test_a_batch_keeps_its_pairs_and_results_in_order_and_exact(self, uow: UnitOfWork) -> None:
+        pairs = [(2**63 - 1, 2**63 - 1), (-(2**63), -(2**63)), (5, -7), (0, 0)]
+        task = batch(pairs)
+        (task_id,) = added(uow, task)
+        task.claim(1, NOW, timedelta(seconds=30))
+        task.complete(1, [a + b for a, b in pairs], NOW)
+        with uow:
+            uow.tasks.save(task)
+            uow.commit()
+        back = stored(uow, task_id)
+        assert back.pairs == pairs
+        assert back.results == [2**64 - 2, -(2**64), -2, 0]
+        assert back.result is None
+
+    def test_nothing_is_kept_without_commit(self, uow: UnitOfWork) -> None:
+        (task_id,) = added(uow, single())
+        with uow:
+            task = uow.tasks.get(task_id)
+            assert task is not None
+            task.cancel(NOW)
+            uow.tasks.save(task)
+            uow.tasks.add(single(7, 7))
+        assert stored(uow, task_id).status is TaskStatus.QUEUED
+        with uow:
+            assert uow.tasks.page(TaskFilter(), 10, 0).total == 1
+
+    def test_a_write_based_on_a_stale_read_is_refused(self, uow: UnitOfWork) -> None:
+        (task_id,) = added(uow, single())
+        first, second = stored(uow, task_id), stored(uow, task_id)
+        first.claim(1, NOW, timedelta(seconds=30))
+        with uow:
+            uow.tasks.save(first)
+            uow.commit()
+        second.cancel(NOW)
+        with uow, pytest.raises(ConcurrentModification):
+            uow.tasks.save(second)
+        assert stored(uow, task_id).status is TaskStatus.RUNNING
+
+    def test_page_is_newest_first_with_the_total_of_all_matches(self, uow: UnitOfWork) -> None:
+        ids = added(uow, *(single(i, i) for i in range(5)))
+        with uow:
+            page = uow.tasks.page(TaskFilter(), limit=2, offset=1)
+        assert [t.id for t in page.items] == [ids[3], ids[2]]
+        assert page.total == 5
+
+    def test_page_filters_by_status_type_and_priority(self, uow: UnitOfWork) -> None:
+        low_single, high_batch, high_single = (
+            single(priority=Priority.LOW),
+            batch([(1, 1)], Priority.HIGH),
+            single(priority=Priority.HIGH),
+        )
+        added(uow, low_single, high_batch, high_single)
+        high_single.cancel(NOW)
+        with uow:
+            uow.tasks.save(high_single)
+            uow.commit()
+        with uow:
+            by_priority = uow.tasks.page(TaskFilter(priority=Priority.HIGH), 10, 0)
+            by_type = uow.tasks.page(TaskFilter(type=TaskType.BATCH), 10, 0)
+            by_status = uow.tasks.page(TaskFilter(status=TaskStatus.CANCELLED), 10, 0)
+            combined = uow.tasks.page(
+                TaskFilter(status=TaskStatus.QUEUED, priority=Priority.HIGH), 10, 0
+            )
+        assert [t.id for t in by_priority.items] == [high_single.id, high_batch.id]
+        assert [t.id for t in by_type.items] == [high_batch.id]
+        assert [t.id for t in by_status.items] == [high_single.id]
+        assert [t.id for t in combined.items] == [high_batch.id]
+        assert combined.total == 1
+
+    def test_due_for_dispatch_is_queued_unpublished_and_started(self, uow: UnitOfWork) -> None:
+        due_early, due_late, not_yet = (
+            single(priority=Priority.HIGH),
+            single(),
+            single(priority=Priority.LOW),
+        )
+        published, cancelled = single(priority=Priority.HIGH), single(priority=Priority.HIGH)
+        published.mark_published(NOW)
+        cancelled.cancel(NOW)
+        added(uow, due_late, due_early, not_yet, published, cancelled)
+        with uow:
+            due = uow.tasks.due_for_dispatch(NOW + timedelta(seconds=5), limit=10)
+            limited = uow.tasks.due_for_dispatch(NOW + timedelta(seconds=5), limit=1)
+        assert [t.id for t in due] == [due_early.id, due_late.id]
+        assert [t.id for t in limited] == [due_early.id]
+
+    def test_published_before_finds_overdue_queued_messages_of_one_priority(
+        self, uow: UnitOfWork
+    ) -> None:
+        old, recent, other_priority = single(), single(), single(priority=Priority.LOW)
+        old.mark_published(NOW)
+        recent.mark_published(NOW + timedelta(seconds=50))
+        other_priority.mark_published(NOW)
+        added(uow, old, recent, other_priority)
+        with uow:
+            lost = uow.tasks.published_before(Priority.MEDIUM, NOW + timedelta(seconds=30), 10)
+        assert [t.id for t in lost] == [old.id]
+
+    def test_expired_leases_are_running_tasks_past_their_lease(self, uow: UnitOfWork) -> None:
+        expired, alive = single(), single()
+        added(uow, expired, alive)
+        expired.claim(1, NOW, timedelta(seconds=5))
+        alive.claim(1, NOW, timedelta(seconds=60))
+        with uow:
+            uow.tasks.save(expired)
+            uow.tasks.save(alive)
+            uow.commit()
+        with uow:
+            found = uow.tasks.expired_leases(NOW + timedelta(seconds=10), 10)
+        assert [t.id for t in found] == [expired.id]
+
+    def test_next_start_after_is_the_earliest_future_unpublished_start(
+        self, uow: UnitOfWork
+    ) -> None:
+        added(
+            uow,
+            single(priority=Priority.LOW),
+            single(priority=Priority.MEDIUM),
+            single(priority=Priority.HIGH),
+        )
+        with uow:
+            assert uow.tasks.next_start_after(NOW) == NOW + timedelta(seconds=5)
+            assert uow.tasks.next_start_after(NOW + timedelta(seconds=20)) is None

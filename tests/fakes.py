@@ -1,0 +1,212 @@
+"""In-memory implementations of the ports, for unit tests of the core and of the API.
+
+They keep the promises the real adapters keep: the repository hands out copies and writes back
+only through a version check; the unit of work keeps nothing that was not committed."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Self
+
+from application.ports import (
+    Arithmetic,
+    Clock,
+    Dispatch,
+    QueueUnavailable,
+    TaskFilter,
+    TaskPage,
+    TaskQueue,
+    TaskRepository,
+    UnitOfWork,
+)
+from domain.errors import ConcurrentModification, TaskFailure
+from domain.priority import Priority
+from domain.task import Pair, Task, TaskStatus, add_pairs
+
+EPOCH = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+class FakeClock(Clock):
+    def __init__(self, start: datetime = EPOCH) -> None:
+        self.current = start
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, seconds: float) -> None:
+        self.current += timedelta(seconds=seconds)
+
+
+class InMemoryStore:
+    """What the database holds: committed tasks and the id sequence."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, Task] = {}
+        self.last_id = 0
+
+
+class InMemoryTaskRepository(TaskRepository):
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+        self.staged: dict[int, Task] = {}
+
+    def _current(self, task_id: int) -> Task | None:
+        return self.staged.get(task_id, self._store.rows.get(task_id))
+
+    def _all(self) -> list[Task]:
+        return [t for t in (self._current(i) for i in self._ids()) if t is not None]
+
+    def _ids(self) -> set[int]:
+        return set(self._store.rows) | set(self.staged)
+
+    def add(self, task: Task) -> None:
+        self._store.last_id += 1  # a sequence: never reused, even after a rollback
+        task.id = self._store.last_id
+        self.staged[task.id] = copy.deepcopy(task)
+
+    def get(self, task_id: int) -> Task | None:
+        task = self._current(task_id)
+        return copy.deepcopy(task) if task is not None else None
+
+    def save(self, task: Task) -> None:
+        assert task.id is not None
+        stored = self._current(task.id)
+        if stored is None or stored.version != task.version:
+            raise ConcurrentModification(f"task {task.id} changed since it was read")
+        task.version += 1
+        self.staged[task.id] = copy.deepcopy(task)
+
+    def page(self, task_filter: TaskFilter, limit: int, offset: int) -> TaskPage:
+        matching = [
+            t
+            for t in self._all()
+            if (task_filter.status is None or t.status is task_filter.status)
+            and (task_filter.type is None or t.type is task_filter.type)
+            and (task_filter.priority is None or t.priority is task_filter.priority)
+        ]
+        matching.sort(key=lambda t: t.id or 0, reverse=True)
+        items = [copy.deepcopy(t) for t in matching[offset : offset + limit]]
+        return TaskPage(items=items, total=len(matching))
+
+    def _select(
+        self, keep: Callable[[Task], bool], order: Callable[[Task], object], limit: int
+    ) -> list[Task]:
+        chosen = sorted((t for t in self._all() if keep(t)), key=order)[:limit]  # type: ignore[arg-type]
+        return [copy.deepcopy(t) for t in chosen]
+
+    def due_for_dispatch(self, now: datetime, limit: int) -> list[Task]:
+        return self._select(
+            lambda t: t.is_due(now) and t.published_at is None, lambda t: t.scheduled_for, limit
+        )
+
+    def published_before(self, priority: Priority, before: datetime, limit: int) -> list[Task]:
+        return self._select(
+            lambda t: (
+                t.status is TaskStatus.QUEUED
+                and t.priority is priority
+                and t.published_at is not None
+                and t.published_at < before
+            ),
+            lambda t: t.published_at,
+            limit,
+        )
+
+    def expired_leases(self, now: datetime, limit: int) -> list[Task]:
+        return self._select(lambda t: t.lease_expired(now), lambda t: t.lease_expires_at, limit)
+
+    def next_start_after(self, now: datetime) -> datetime | None:
+        starts = [
+            t.scheduled_for
+            for t in self._all()
+            if t.status is TaskStatus.QUEUED and t.published_at is None and t.scheduled_for > now
+        ]
+        return min(starts, default=None)
+
+
+class FakeUnitOfWork(UnitOfWork):
+    def __init__(self, store: InMemoryStore | None = None) -> None:
+        self.store = store or InMemoryStore()
+        self.commits = 0
+        self.available = True
+        self.tasks = InMemoryTaskRepository(self.store)
+
+    def __enter__(self) -> Self:
+        self.tasks = InMemoryTaskRepository(self.store)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.tasks.staged.clear()  # rollback of whatever was not committed
+
+    def commit(self) -> None:
+        self.store.rows.update(self.tasks.staged)
+        self.tasks.staged.clear()
+        self.commits += 1
+
+    def ping(self) -> None:
+        if not self.available:
+            raise ConnectionError("database down")
+
+    def stored(self, task_id: int) -> Task:
+        """The committed state of a task, for assertions."""
+        return copy.deepcopy(self.store.rows[task_id])
+
+
+class RecordingQueue(TaskQueue):
+    """A broker that keeps every message published, in order, until a test delivers it."""
+
+    def __init__(self) -> None:
+        self.published: list[Dispatch] = []
+        self.waiting: list[Dispatch] = []
+        self.available = True
+        self.consumer_counts: dict[Priority, int] = {p: 1 for p in Priority}
+
+    def publish(self, dispatches: Sequence[Dispatch]) -> None:
+        if not self.available:
+            raise QueueUnavailable("broker down")
+        self.published.extend(dispatches)
+        self.waiting.extend(dispatches)
+
+    def pending(self, priority: Priority) -> int:
+        if not self.available:
+            raise QueueUnavailable("broker down")
+        return sum(1 for d in self.waiting if d.priority is priority)
+
+    def consumers(self) -> Mapping[Priority, int]:
+        if not self.available:
+            raise QueueUnavailable("broker down")
+        return dict(self.consumer_counts)
+
+    def take(self) -> list[Dispatch]:
+        """Hand every waiting message to a worker (and forget it, as an ack would)."""
+        taken, self.waiting = self.waiting, []
+        return taken
+
+    def wipe(self) -> None:
+        """What a broker restart without persistence does."""
+        self.waiting.clear()
+
+
+class ScriptedArithmetic(Arithmetic):
+    """Raises the scripted failures one per attempt, then adds exactly."""
+
+    def __init__(self, failures: Sequence[BaseException] = ()) -> None:
+        self.failures = list(failures)
+        self.calls = 0
+
+    def sum_pairs(self, pairs: Sequence[Pair]) -> list[int]:
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        return add_pairs(pairs)
+
+
+def transient(message: str = "transient glitch") -> TaskFailure:
+    return TaskFailure(message)

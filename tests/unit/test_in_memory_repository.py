@@ -1,0 +1,10 @@
+import pytest
+
+from tests.contract.repository_contract import TaskRepositoryContract
+from tests.fakes import FakeUnitOfWork
+
+
+class TestInMemoryRepository(TaskRepositoryContract):
+    @pytest.fixture
+    def uow(self) -> FakeUnitOfWork:
+        return FakeUnitOfWork()
