@@ -68,11 +68,21 @@ class Settings(BaseSettings):
     task_run_seconds: float = Field(
         default=0.0, ge=0, description="Fault injection: time each attempt pretends to work."
     )
+    visibility_timeout_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Redis visibility timeout: longer than any run, or an "
+        "unacknowledged message is delivered again while its worker is still busy.",
+    )
     log_level: str = Field(default="INFO", description="Logging level.")
 
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{EMBEDDED_DIR / 'taskman.db'}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{EMBEDDED_DIR / 'broker.db'}"
 
     def schedule(self) -> SchedulePolicy:
         return SchedulePolicy(

@@ -1,0 +1,82 @@
+"""The wiring: which adapter serves each port, configured from Settings.
+
+The API, the workers and the dispatcher each build one Container and resolve use cases from it.
+Tests swap an adapter with `container.<provider>.override(fake)`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from dependency_injector import containers, providers
+
+from adapters.arithmetic import ExactArithmetic, FaultInjectingArithmetic
+from adapters.broker import CeleryTaskQueue, create_celery_app
+from adapters.clock import SystemClock
+from adapters.sql import SqlUnitOfWork, create_engine_for
+from application.use_cases import (
+    CancelTask,
+    ChangePriority,
+    CheckHealth,
+    CreateBatch,
+    CreateTask,
+    DispatchDue,
+    ExecuteTask,
+    GetTask,
+    ListTasks,
+    RetryTask,
+)
+from entrypoints.settings import Settings
+
+
+def _seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Singleton(Settings)
+
+    clock = providers.Singleton(SystemClock)
+    engine = providers.Singleton(create_engine_for, settings.provided.resolved_database_url)
+    uow = providers.Factory(SqlUnitOfWork, engine)
+    celery_app = providers.Singleton(
+        create_celery_app,
+        broker_url=settings.provided.resolved_broker_url,
+        visibility_timeout_seconds=settings.provided.visibility_timeout_seconds,
+    )
+    queue = providers.Singleton(CeleryTaskQueue, celery_app)
+    arithmetic = providers.Singleton(
+        FaultInjectingArithmetic,
+        inner=providers.Singleton(ExactArithmetic),
+        failure_rate=settings.provided.task_failure_rate,
+        run_seconds=settings.provided.task_run_seconds,
+    )
+    schedule = providers.Singleton(settings.provided.schedule.call())
+    retry_policy = providers.Singleton(settings.provided.retry_policy.call())
+    max_attempts = settings.provided.max_attempts
+
+    create_task = providers.Factory(CreateTask, uow, queue, clock, schedule, max_attempts)
+    create_batch = providers.Factory(
+        CreateBatch, uow, queue, clock, schedule, max_attempts, settings.provided.max_batch_pairs
+    )
+    get_task = providers.Factory(GetTask, uow)
+    list_tasks = providers.Factory(ListTasks, uow)
+    change_priority = providers.Factory(ChangePriority, uow, queue, clock, schedule)
+    retry_task = providers.Factory(RetryTask, uow, queue, clock, schedule)
+    cancel_task = providers.Factory(CancelTask, uow, clock)
+    check_health = providers.Factory(CheckHealth, uow, queue)
+    execute_task = providers.Factory(
+        ExecuteTask,
+        uow,
+        clock,
+        arithmetic,
+        retry_policy,
+        providers.Callable(_seconds, settings.provided.lease_seconds),
+    )
+    dispatch_due = providers.Factory(
+        DispatchDue,
+        uow,
+        queue,
+        clock,
+        settings.provided.dispatcher_batch_size,
+        providers.Callable(_seconds, settings.provided.lost_message_after_seconds),
+    )
