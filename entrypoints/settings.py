@@ -27,7 +27,9 @@ class Settings(BaseSettings):
         description="Celery broker URL, e.g. redis://localhost:6379/0. "
         "Unset: an embedded transport that needs no server.",
     )
+    host: str = Field(default="127.0.0.1", description="Address the API listens on.")
     port: int = Field(default=8000, description="Port the API listens on.")
+    access_log: bool = Field(default=False, description="Log one line per API request.")
     api_workers: int = Field(default=1, ge=1, description="API server processes.")
     worker_concurrency: int = Field(default=2, ge=1, description="Processes per priority pool.")
 
