@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install lint unit-test test clean
+.PHONY: install lint unit-test deploy-check test clean
 
 install: $(STAMP)
 
@@ -23,7 +23,11 @@ lint: $(STAMP)
 unit-test: $(STAMP)
 	$(BIN)/pytest tests/unit
 
-test: lint unit-test
+# No Docker engine here: the Dockerfile and compose file are checked statically.
+deploy-check: $(STAMP)
+	$(BIN)/pytest tests/deployment
+
+test: lint unit-test deploy-check
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
