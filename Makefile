@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install lint unit-test deploy-check test clean
+.PHONY: install run lint unit-test deploy-check test clean
 
 install: $(STAMP)
 
@@ -13,6 +13,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# The whole system in the foreground: API on $$PORT (default 8000), one worker per priority queue,
+# the dispatcher; logs prefixed and interleaved; Ctrl-C stops them all. Without DATABASE_URL /
+# BROKER_URL it runs on embedded defaults under ./var (SQLite, and a broker needing no server).
+run: $(STAMP)
+	$(BIN)/python -m entrypoints.migrate
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start --procfile Procfile --port $${PORT:-8000}
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -11,8 +11,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from domain.priority import Priority, SchedulePolicy
 from domain.retry import RetryPolicy
 
-EMBEDDED_DIR = Path("var")
-
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
@@ -26,6 +24,10 @@ class Settings(BaseSettings):
         default=None,
         description="Celery broker URL, e.g. redis://localhost:6379/0. "
         "Unset: an embedded transport that needs no server.",
+    )
+    data_dir: Path = Field(
+        default=Path("var"),
+        description="Where the embedded defaults (no DATABASE_URL / BROKER_URL) keep their files.",
     )
     host: str = Field(default="127.0.0.1", description="Address the API listens on.")
     port: int = Field(default=8000, description="Port the API listens on.")
@@ -80,11 +82,11 @@ class Settings(BaseSettings):
 
     @property
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{EMBEDDED_DIR / 'taskman.db'}"
+        return self.database_url or f"sqlite:///{self.data_dir / 'taskman.db'}"
 
     @property
     def resolved_broker_url(self) -> str:
-        return self.broker_url or f"sqla+sqlite:///{EMBEDDED_DIR / 'broker.db'}"
+        return self.broker_url or f"sqla+sqlite:///{self.data_dir / 'broker.db'}"
 
     def schedule(self) -> SchedulePolicy:
         return SchedulePolicy(
