@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run lint unit-test deploy-check test clean
+.PHONY: install run lint unit-test deploy-check si-test test clean
 
 install: $(STAMP)
 
@@ -29,6 +29,11 @@ lint: $(STAMP)
 
 unit-test: $(STAMP)
 	$(BIN)/pytest tests/unit
+
+# The whole system as processes, tested over HTTP: on PostgreSQL + Redis (each process started on
+# its own, as compose does) and on `make run`'s embedded defaults, side by side.
+si-test: $(STAMP)
+	$(BIN)/pytest -p no:cacheprovider -n 2 --dist loadscope tests/system
 
 # No Docker engine here: the Dockerfile and compose file are checked statically.
 deploy-check: $(STAMP)
