@@ -1,0 +1,107 @@
+"""TaskRepository on SQLAlchemy Core: one statement, one round trip, per call."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, Select, bindparam, func, insert, select, update
+
+from adapters.sql.mapping import insert_values, mutable_values, task_from_row
+from adapters.sql.tables import AWAITING_PUBLICATION, PUBLISHED_AND_QUEUED, RUNNING_TASK, tasks
+from application.ports import TaskFilter, TaskPage, TaskRepository
+from domain.errors import ConcurrentModification
+from domain.priority import Priority
+from domain.task import Task
+
+# Built once: SQLAlchemy caches the compiled SQL by statement, and these are the hot path.
+_INSERT = insert(tasks).returning(tasks.c.id)
+_GET = select(tasks).where(tasks.c.id == bindparam("task_id"))
+# The compare-and-set. The WHERE names avoid the column names, which the SET clause takes.
+_SAVE = (
+    update(tasks)
+    .where(tasks.c.id == bindparam("expected_id"), tasks.c.version == bindparam("expected_version"))
+    .values(version=tasks.c.version + 1)
+)
+
+
+def _locked(query: Select[tuple[object, ...]]) -> Select[tuple[object, ...]]:
+    # FOR UPDATE SKIP LOCKED on PostgreSQL, so dispatchers running side by side split the work;
+    # SQLite renders nothing, and its one writer at a time gives the same exclusion.
+    return query.with_for_update(skip_locked=True)
+
+
+class SqlTaskRepository(TaskRepository):
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def add(self, task: Task) -> None:
+        task.id = self._connection.execute(_INSERT, insert_values(task)).scalar_one()
+
+    def get(self, task_id: int) -> Task | None:
+        row = self._connection.execute(_GET, {"task_id": task_id}).mappings().first()
+        return task_from_row(row) if row is not None else None
+
+    def save(self, task: Task) -> None:
+        params = mutable_values(task)
+        params["expected_id"] = task.id
+        params["expected_version"] = task.version
+        if self._connection.execute(_SAVE, params).rowcount != 1:
+            raise ConcurrentModification(f"task {task.id} changed since it was read")
+        task.version += 1
+
+    def page(self, task_filter: TaskFilter, limit: int, offset: int) -> TaskPage:
+        conditions = []
+        if task_filter.status is not None:
+            conditions.append(tasks.c.status == task_filter.status.value)
+        if task_filter.type is not None:
+            conditions.append(tasks.c.type == task_filter.type.value)
+        if task_filter.priority is not None:
+            conditions.append(tasks.c.priority == int(task_filter.priority))
+        rows = self._connection.execute(
+            select(tasks).where(*conditions).order_by(tasks.c.id.desc()).limit(limit).offset(offset)
+        ).mappings()
+        items = [task_from_row(row) for row in rows]
+        total = self._connection.execute(
+            select(func.count()).select_from(tasks).where(*conditions)
+        ).scalar_one()
+        return TaskPage(items=items, total=total)
+
+    def due_for_dispatch(self, now: datetime, limit: int) -> list[Task]:
+        query = (
+            select(tasks)
+            .where(AWAITING_PUBLICATION, tasks.c.scheduled_for <= now)
+            .order_by(tasks.c.scheduled_for)
+            .limit(limit)
+        )
+        return self._tasks(_locked(query))
+
+    def published_before(self, priority: Priority, before: datetime, limit: int) -> list[Task]:
+        query = (
+            select(tasks)
+            .where(
+                PUBLISHED_AND_QUEUED,
+                tasks.c.priority == int(priority),
+                tasks.c.published_at < before,
+            )
+            .order_by(tasks.c.published_at)
+            .limit(limit)
+        )
+        return self._tasks(_locked(query))
+
+    def expired_leases(self, now: datetime, limit: int) -> list[Task]:
+        query = (
+            select(tasks)
+            .where(RUNNING_TASK, tasks.c.lease_expires_at <= now)
+            .order_by(tasks.c.lease_expires_at)
+            .limit(limit)
+        )
+        return self._tasks(_locked(query))
+
+    def next_start_after(self, now: datetime) -> datetime | None:
+        query = select(func.min(tasks.c.scheduled_for)).where(
+            AWAITING_PUBLICATION, tasks.c.scheduled_for > now
+        )
+        return self._connection.execute(query).scalar_one()
+
+    def _tasks(self, query: Select[tuple[object, ...]]) -> list[Task]:
+        return [task_from_row(row) for row in self._connection.execute(query).mappings()]

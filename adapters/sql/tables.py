@@ -1,0 +1,109 @@
+"""The schema the code expects; the Alembic migrations build exactly this (a test checks it)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    and_,
+    literal_column,
+)
+
+from adapters.sql.types import ExactInteger, JsonDocument, UtcDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    # BIGINT: at a thousand tasks a second a 32-bit id runs out within a month. SQLite needs the
+    # exact type name INTEGER for its rowid alias, and AUTOINCREMENT so ids are never reused.
+    Column(
+        "id",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        Identity(),
+        primary_key=True,
+    ),
+    Column("type", String(8), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("priority", SmallInteger(), nullable=False),
+    Column("a", BigInteger()),
+    Column("b", BigInteger()),
+    Column("result", ExactInteger()),
+    Column("pairs", JsonDocument()),
+    Column("results", JsonDocument()),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("started_at", UtcDateTime()),
+    Column("finished_at", UtcDateTime()),
+    Column("scheduled_for", UtcDateTime(), nullable=False),
+    Column("attempts", Integer(), nullable=False),
+    Column("max_attempts", Integer(), nullable=False),
+    Column("error_message", Text()),
+    Column("dispatch_no", Integer(), nullable=False),
+    Column("published_at", UtcDateTime()),
+    Column("lease_expires_at", UtcDateTime()),
+    Column("version", Integer(), nullable=False),
+    CheckConstraint("type IN ('single', 'batch')", name="type"),
+    CheckConstraint(
+        "status IN ('queued', 'running', 'success', 'failed', 'cancelled')", name="status"
+    ),
+    CheckConstraint("priority IN (1, 2, 3)", name="priority"),
+    sqlite_autoincrement=True,
+)
+
+# The status literals are written into the SQL, not bound: PostgreSQL can use a partial index
+# only when it can prove the query's predicate implies the index's, and a bound parameter
+# proves nothing once psycopg prepares the statement and the server switches to a generic plan.
+QUEUED = literal_column("'queued'")
+RUNNING = literal_column("'running'")
+
+
+AWAITING_PUBLICATION = and_(tasks.c.status == QUEUED, tasks.c.published_at.is_(None))
+PUBLISHED_AND_QUEUED = and_(tasks.c.status == QUEUED, tasks.c.published_at.is_not(None))
+RUNNING_TASK = tasks.c.status == RUNNING
+
+# The list is newest first (ORDER BY id DESC): with no filter the primary key serves the page;
+# with a filter, (filter column, id) lets PostgreSQL walk the matching ids backwards and stop
+# after the page. Combined filters use one of them and check the rest on the few rows walked.
+Index("ix_tasks_status_id", tasks.c.status, tasks.c.id)
+Index("ix_tasks_type_id", tasks.c.type, tasks.c.id)
+Index("ix_tasks_priority_id", tasks.c.priority, tasks.c.id)
+
+# The dispatcher's three questions, each on a partial index that holds only the rows that can
+# answer it: small, and untouched by the bulk of finished tasks.
+Index(
+    "ix_tasks_due",
+    tasks.c.scheduled_for,
+    postgresql_where=AWAITING_PUBLICATION,
+    sqlite_where=AWAITING_PUBLICATION,
+)
+Index(
+    "ix_tasks_published_queued",
+    tasks.c.priority,
+    tasks.c.published_at,
+    postgresql_where=PUBLISHED_AND_QUEUED,
+    sqlite_where=PUBLISHED_AND_QUEUED,
+)
+Index(
+    "ix_tasks_lease",
+    tasks.c.lease_expires_at,
+    postgresql_where=RUNNING_TASK,
+    sqlite_where=RUNNING_TASK,
+)
