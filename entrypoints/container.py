@@ -33,25 +33,29 @@ def _seconds(value: float) -> timedelta:
 
 
 class Container(containers.DeclarativeContainer):
-    settings = providers.Singleton(Settings)
+    # ThreadSafeSingleton: the API resolves these from its threadpool, and two requests racing
+    # on the first use of a plain Singleton would build two engines (two connection pools).
+    settings = providers.ThreadSafeSingleton(Settings)
 
-    clock = providers.Singleton(SystemClock)
-    engine = providers.Singleton(create_engine_for, settings.provided.resolved_database_url)
+    clock = providers.ThreadSafeSingleton(SystemClock)
+    engine = providers.ThreadSafeSingleton(
+        create_engine_for, settings.provided.resolved_database_url
+    )
     uow = providers.Factory(SqlUnitOfWork, engine)
-    celery_app = providers.Singleton(
+    celery_app = providers.ThreadSafeSingleton(
         create_celery_app,
         broker_url=settings.provided.resolved_broker_url,
         visibility_timeout_seconds=settings.provided.visibility_timeout_seconds,
     )
-    queue = providers.Singleton(CeleryTaskQueue, celery_app)
-    arithmetic = providers.Singleton(
+    queue = providers.ThreadSafeSingleton(CeleryTaskQueue, celery_app)
+    arithmetic = providers.ThreadSafeSingleton(
         FaultInjectingArithmetic,
         inner=providers.Singleton(ExactArithmetic),
         failure_rate=settings.provided.task_failure_rate,
         run_seconds=settings.provided.task_run_seconds,
     )
-    schedule = providers.Singleton(settings.provided.schedule.call())
-    retry_policy = providers.Singleton(settings.provided.retry_policy.call())
+    schedule = providers.ThreadSafeSingleton(Settings.schedule, settings)
+    retry_policy = providers.ThreadSafeSingleton(Settings.retry_policy, settings)
     max_attempts = settings.provided.max_attempts
 
     create_task = providers.Factory(CreateTask, uow, queue, clock, schedule, max_attempts)

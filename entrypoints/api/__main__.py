@@ -1,4 +1,5 @@
-"""`python -m entrypoints.api`: serve the API on Settings.port with Settings.api_workers processes."""
+"""`python -m entrypoints.api`: serve the API on Settings.port with Settings.api_workers
+processes."""
 
 from __future__ import annotations
 

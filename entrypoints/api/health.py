@@ -1,0 +1,51 @@
+"""GET /health: asks the task store and the broker for real.
+
+200 when both answer, with how many workers consume each priority's queue; otherwise a 503
+problem that names the failing part (load balancers and compose health checks read the status)."""
+
+from typing import Annotated
+
+from dependency_injector.wiring import Provide, inject
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from application.use_cases import CheckHealth
+from entrypoints.api.docs import health_unavailable_response
+from entrypoints.api.problems import problem
+from entrypoints.api.schemas import HealthOut, workers_by_queue
+from entrypoints.container import Container
+
+router = APIRouter(tags=["health"])
+
+
+@router.get(
+    "/health",
+    response_model=HealthOut,
+    summary="Whether the task store and the broker answer",
+    responses=health_unavailable_response(),
+)
+@inject
+def health(
+    check: Annotated[CheckHealth, Depends(Provide[Container.check_health])],
+) -> HealthOut | JSONResponse:
+    report = check.execute()
+    broker_ok = report.broker == "ok"
+    workers = workers_by_queue(report.consumers) if broker_ok else None
+    if report.healthy:
+        assert workers is not None
+        return HealthOut(
+            status="ok", database=report.database, broker=report.broker, workers=workers
+        )
+    failing = [
+        part
+        for part, state in (("database", report.database), ("broker", report.broker))
+        if state != "ok"
+    ]
+    return problem(
+        503,
+        " and ".join(failing) + " unavailable",
+        slug="unhealthy",
+        database=report.database,
+        broker=report.broker,
+        workers=workers,
+    )

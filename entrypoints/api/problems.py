@@ -1,0 +1,161 @@
+"""Every error the API returns, as RFC 9457 problem details (`application/problem+json`).
+
+One place maps exceptions to statuses: domain errors, request validation, unknown routes, an
+unreachable store or broker (503), and anything unforeseen (a 500 that reveals nothing)."""
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import exc as sql_errors
+from starlette.exceptions import HTTPException
+
+from application.ports import QueueUnavailable
+from domain.errors import (
+    BatchTooLarge,
+    ConcurrentModification,
+    DomainError,
+    IllegalTransition,
+    InvalidOperands,
+    TaskNotFound,
+)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "urn:taskman:problem:"
+
+
+class Problem(BaseModel):
+    type: str = Field(description="A URI naming the kind of problem.")
+    title: str = Field(description="A short summary of that kind of problem.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str = Field(description="What went wrong with this request.")
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="Where: body, query or path, then the field.")
+    msg: str
+    type: str
+
+
+class ValidationProblem(Problem):
+    errors: list[FieldError] = Field(description="Each invalid part of the request.")
+
+
+# Domain errors, most specific first: (status, slug, title).
+_DOMAIN_PROBLEMS: list[tuple[type[DomainError], int, str, str]] = [
+    (TaskNotFound, 404, "task-not-found", "Task not found"),
+    (IllegalTransition, 409, "illegal-transition", "Move not allowed in the task's status"),
+    (ConcurrentModification, 409, "concurrent-modification", "Task changed concurrently"),
+    (InvalidOperands, 422, "invalid-operands", "Invalid operands"),
+    (BatchTooLarge, 413, "batch-too-large", "Batch too large"),
+]
+
+# Store errors that mean "unreachable" rather than "this query is wrong".
+_STORE_UNAVAILABLE = (
+    sql_errors.OperationalError,
+    sql_errors.InterfaceError,
+    sql_errors.TimeoutError,
+)
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    slug: str | None = None,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    """A problem-details response; without a slug, the generic problem of the HTTP status."""
+    body = {
+        "type": PROBLEM_TYPE_BASE + slug if slug else "about:blank",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        **extensions,
+    }
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+async def _domain_error(_: Request, error: Exception) -> JSONResponse:
+    for kind, status, slug, title in _DOMAIN_PROBLEMS:
+        if isinstance(error, kind):
+            return problem(status, str(error), slug=slug, title=title)
+    return problem(422, str(error), slug="rule-violated", title="Business rule violated")
+
+
+def _field_errors(error: RequestValidationError) -> list[dict[str, Any]]:
+    # Only loc, msg and type: `input` may echo a huge body and `ctx` may hold exceptions.
+    return [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type"))}
+        for e in error.errors()
+    ]
+
+
+async def _validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+    errors = _field_errors(error)
+    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+    where = ".".join(str(part) for part in first["loc"])
+    return problem(
+        422,
+        f"{where}: {first['msg']}" if where else str(first["msg"]),
+        slug="validation-error",
+        title="Invalid request",
+        errors=errors,
+    )
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, HTTPException)
+    if error.status_code == 400:
+        # FastAPI answers 400 when the body cannot be decoded at all (bad UTF-8, a number of
+        # thousands of digits, nesting too deep): to clients that is one more invalid body.
+        return problem(
+            422,
+            "the request body is not valid JSON",
+            slug="validation-error",
+            title="Invalid request",
+            errors=[{"loc": ["body"], "msg": "malformed JSON", "type": "json_invalid"}],
+        )
+    phrase = HTTPStatus(error.status_code).phrase
+    detail = error.detail if isinstance(error.detail, str) else phrase
+    if error.status_code in (404, 405) and detail == phrase:  # raised by routing itself
+        detail = f"{request.method} {request.url.path}: {phrase.lower()}"
+    return problem(error.status_code, detail, headers=error.headers)
+
+
+async def _store_error(_: Request, error: Exception) -> JSONResponse:
+    if isinstance(error, _STORE_UNAVAILABLE) or getattr(error, "connection_invalidated", False):
+        return _unavailable("the task store is unreachable; try again shortly")
+    return _internal_error()
+
+
+async def _broker_error(_: Request, __: Exception) -> JSONResponse:
+    return _unavailable("the message broker is unreachable; try again shortly")
+
+
+async def _unexpected_error(_: Request, __: Exception) -> JSONResponse:
+    # Starlette re-raises after this response is sent, so the server logs the traceback.
+    return _internal_error()
+
+
+def _unavailable(detail: str) -> JSONResponse:
+    return problem(503, detail, slug="unavailable", headers={"Retry-After": "5"})
+
+
+def _internal_error() -> JSONResponse:
+    return problem(500, "an unexpected error occurred; it has been logged", slug="internal")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(sql_errors.DBAPIError, _store_error)
+    app.add_exception_handler(sql_errors.TimeoutError, _store_error)
+    app.add_exception_handler(QueueUnavailable, _broker_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,187 @@
+"""Request and response bodies of the API, and how a Task becomes its JSON.
+
+Input is strict: operands and priorities are JSON integers, never booleans, floats or strings
+that look like numbers; unknown fields are rejected, so a typo such as "priorty" is a 422 rather
+than a silently ignored field."""
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, with_config
+from typing_extensions import TypedDict
+
+from domain.priority import Priority
+from domain.task import INT64_MAX, INT64_MIN, Task, TaskStatus, TaskType
+from entrypoints.api.problems import Problem
+
+Int64 = Annotated[int, Field(strict=True, ge=INT64_MIN, le=INT64_MAX)]
+PriorityValue = Annotated[
+    int, Field(strict=True, ge=1, le=3, description="1 high, 2 medium, 3 low.")
+]
+
+
+def _iso_utc(moment: datetime) -> str:
+    # A store that drops the zone (SQLite) hands back naive UTC; answer with the offset anyway.
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat()
+
+
+UtcDatetime = Annotated[
+    datetime,
+    PlainSerializer(_iso_utc, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class PairIn(TypedDict):
+    a: Int64
+    b: Int64
+
+
+class PairOut(TypedDict):
+    a: int
+    b: int
+
+
+class CreateTaskBody(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"a": 10, "b": 20, "priority": 1}]}
+    )
+
+    a: Int64
+    b: Int64
+    priority: PriorityValue = 2
+
+
+class CreateBatchBody(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"pairs": [{"a": 1, "b": 2}, {"a": 3, "b": 4}], "priority": 2}]
+        },
+    )
+
+    pairs: Annotated[
+        list[PairIn],
+        Field(min_length=1, description="At least one pair; at most the configured limit."),
+    ]
+    priority: PriorityValue = 2
+
+
+class ChangePriorityBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"priority": 1}]})
+
+    priority: PriorityValue
+
+
+def example_task(**fields: Any) -> dict[str, Any]:
+    """A task as the API shows it, for the OpenAPI examples."""
+    return {
+        "id": 42,
+        "type": "single",
+        "status": "queued",
+        "priority": 1,
+        "a": 10,
+        "b": 20,
+        "result": None,
+        "pairs": None,
+        "results": None,
+        "created_at": "2026-01-01T12:00:00+00:00",
+        "started_at": None,
+        "finished_at": None,
+        "scheduled_for": "2026-01-01T12:00:00+00:00",
+        "attempts": 0,
+        "max_attempts": 3,
+        "error_message": None,
+        "updated_at": "2026-01-01T12:00:00+00:00",
+        **fields,
+    }
+
+
+class TaskOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [example_task()]})
+
+    id: int
+    type: TaskType
+    status: TaskStatus
+    priority: int = Field(ge=1, le=3)
+    a: int | None = Field(description="First operand of a single task.")
+    b: int | None = Field(description="Second operand of a single task.")
+    result: int | None = Field(description="a + b, exact, once the task succeeded.")
+    pairs: list[PairOut] | None = Field(description="The operands of a batch.")
+    results: list[int] | None = Field(description="The sums of a batch, in the pairs' order.")
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None = Field(description="Start of the latest attempt.")
+    finished_at: UtcDatetime | None
+    scheduled_for: UtcDatetime = Field(description="When the task becomes eligible to run.")
+    attempts: int
+    max_attempts: int
+    error_message: str | None = Field(description="Why the last attempt failed.")
+    updated_at: UtcDatetime
+
+    @classmethod
+    def of(cls, task: Task) -> "TaskOut":
+        assert task.id is not None
+        return cls(
+            id=task.id,
+            type=task.type,
+            status=task.status,
+            priority=int(task.priority),
+            a=task.a,
+            b=task.b,
+            result=task.result,
+            pairs=None if task.pairs is None else [{"a": a, "b": b} for a, b in task.pairs],
+            results=task.results,
+            created_at=task.created_at,
+            started_at=task.started_at,
+            finished_at=task.finished_at,
+            scheduled_for=task.scheduled_for,
+            attempts=task.attempts,
+            max_attempts=task.max_attempts,
+            error_message=task.error_message,
+            updated_at=task.updated_at,
+        )
+
+
+class TaskPageOut(BaseModel):
+    items: list[TaskOut] = Field(description="Newest first.")
+    total: int = Field(description="How many tasks match the filters, over all pages.")
+    limit: int
+    offset: int
+
+
+def workers_by_queue(consumers: dict[Priority, int]) -> dict[str, int]:
+    return {p.queue_name: consumers.get(p, 0) for p in Priority}
+
+
+_WORKERS_DESCRIPTION = "Workers consuming each priority's queue (high, medium, low)."
+
+
+class HealthOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "ok",
+                    "database": "ok",
+                    "broker": "ok",
+                    "workers": {"high": 1, "medium": 1, "low": 1},
+                }
+            ]
+        }
+    )
+
+    status: str = Field(description='"ok"')
+    database: str
+    broker: str
+    workers: dict[str, int] = Field(description=_WORKERS_DESCRIPTION)
+
+
+class HealthProblem(Problem):
+    """A 503 problem that also names the state of each part."""
+
+    database: str = Field(description='"ok", or why the store did not answer.')
+    broker: str = Field(description='"ok", or why the broker did not answer.')
+    workers: dict[str, int] | None = Field(description="Unknown (null) if the broker is down.")

@@ -1,0 +1,184 @@
+"""The task routes: thin translations between HTTP and the use cases.
+
+Endpoints are plain `def`: the use cases block on the database, so FastAPI runs them in its
+threadpool. Errors are not handled here; they travel as exceptions to entrypoints.api.problems."""
+
+from typing import Annotated
+
+from dependency_injector.wiring import Provide, inject
+from fastapi import APIRouter, Depends, Path, Query, Response
+
+from application.ports import TaskFilter
+from application.use_cases import (
+    CancelTask,
+    ChangePriority,
+    ChangePriorityRequest,
+    CreateBatch,
+    CreateBatchRequest,
+    CreateTask,
+    CreateTaskRequest,
+    GetTask,
+    ListTasks,
+    ListTasksRequest,
+    RetryTask,
+)
+from domain.priority import Priority
+from domain.task import INT64_MAX, TaskStatus, TaskType
+from entrypoints.api import API_PREFIX
+from entrypoints.api.docs import error_responses
+from entrypoints.api.schemas import (
+    ChangePriorityBody,
+    CreateBatchBody,
+    CreateTaskBody,
+    TaskOut,
+    TaskPageOut,
+)
+from entrypoints.container import Container
+
+TASKS_PATH = "/tasks"
+MAX_PAGE_SIZE = 1000
+# Far beyond any real table, far below what would overflow a database's OFFSET.
+MAX_OFFSET = 10**9
+
+router = APIRouter(prefix=TASKS_PATH, tags=["tasks"])
+
+TaskId = Annotated[int, Path(ge=1, le=INT64_MAX, description="The task's id.")]
+
+
+def _location(task_id: int | None) -> str:
+    return f"{API_PREFIX}{TASKS_PATH}/{task_id}"
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=TaskOut,
+    summary="Submit one addition a + b",
+    responses=error_responses(422),
+)
+@inject
+def create_task(
+    body: CreateTaskBody,
+    response: Response,
+    create: Annotated[CreateTask, Depends(Provide[Container.create_task])],
+) -> TaskOut:
+    task = create.execute(CreateTaskRequest(a=body.a, b=body.b, priority=Priority(body.priority)))
+    response.headers["Location"] = _location(task.id)
+    return TaskOut.of(task)
+
+
+@router.post(
+    "/batch",
+    status_code=201,
+    response_model=TaskOut,
+    summary="Submit a batch of additions, run as one task",
+    responses=error_responses(413, 422),
+)
+@inject
+def create_batch(
+    body: CreateBatchBody,
+    response: Response,
+    create: Annotated[CreateBatch, Depends(Provide[Container.create_batch])],
+) -> TaskOut:
+    pairs = [(pair["a"], pair["b"]) for pair in body.pairs]
+    task = create.execute(CreateBatchRequest(pairs=pairs, priority=Priority(body.priority)))
+    response.headers["Location"] = _location(task.id)
+    return TaskOut.of(task)
+
+
+@router.get(
+    "",
+    response_model=TaskPageOut,
+    summary="List tasks, newest first",
+    responses=error_responses(422),
+)
+@inject
+def list_tasks(
+    list_: Annotated[ListTasks, Depends(Provide[Container.list_tasks])],
+    status: Annotated[TaskStatus | None, Query(description="Only tasks in this status.")] = None,
+    task_type: Annotated[
+        TaskType | None, Query(alias="type", description="Only single or only batch tasks.")
+    ] = None,
+    priority: Annotated[int | None, Query(ge=1, le=3, description="Only this priority.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> TaskPageOut:
+    task_filter = TaskFilter(
+        status=status,
+        type=task_type,
+        priority=None if priority is None else Priority(priority),
+    )
+    page = list_.execute(ListTasksRequest(filter=task_filter, limit=limit, offset=offset))
+    return TaskPageOut(
+        items=[TaskOut.of(task) for task in page.items],
+        total=page.total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get(
+    "/{task_id}",
+    response_model=TaskOut,
+    summary="One task",
+    responses=error_responses(404, 422),
+)
+@inject
+def get_task(
+    task_id: TaskId,
+    get: Annotated[GetTask, Depends(Provide[Container.get_task])],
+) -> TaskOut:
+    return TaskOut.of(get.execute(task_id))
+
+
+@router.put(
+    "/{task_id}",
+    response_model=TaskOut,
+    summary="Change a task's priority",
+    description="A queued task is re-scheduled on the new priority's queue, its delay counted "
+    "from now; a running or failed task keeps the new priority for a later retry; a task that "
+    "succeeded or was cancelled cannot change (409).",
+    responses=error_responses(
+        404, 409, 422, conflict="task 42 is success; its priority can no longer change"
+    ),
+)
+@inject
+def change_priority(
+    task_id: TaskId,
+    body: ChangePriorityBody,
+    change: Annotated[ChangePriority, Depends(Provide[Container.change_priority])],
+) -> TaskOut:
+    request = ChangePriorityRequest(task_id=task_id, priority=Priority(body.priority))
+    return TaskOut.of(change.execute(request))
+
+
+@router.post(
+    "/{task_id}/retry",
+    response_model=TaskOut,
+    summary="Retry a failed task with a fresh attempt budget",
+    responses=error_responses(
+        404, 409, 422, conflict="task 42 is success; only failed tasks are retried"
+    ),
+)
+@inject
+def retry_task(
+    task_id: TaskId,
+    retry: Annotated[RetryTask, Depends(Provide[Container.retry_task])],
+) -> TaskOut:
+    return TaskOut.of(retry.execute(task_id))
+
+
+@router.post(
+    "/{task_id}/cancel",
+    response_model=TaskOut,
+    summary="Cancel a queued task",
+    responses=error_responses(
+        404, 409, 422, conflict="task 42 is running; only queued tasks are cancelled"
+    ),
+)
+@inject
+def cancel_task(
+    task_id: TaskId,
+    cancel: Annotated[CancelTask, Depends(Provide[Container.cancel_task])],
+) -> TaskOut:
+    return TaskOut.of(cancel.execute(task_id))
