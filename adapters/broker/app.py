@@ -1,0 +1,68 @@
+"""The Celery application: one queue per priority, no result backend, late acknowledgement.
+
+Built by a factory so that nothing connects (or even exists) at import time."""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from domain.priority import Priority
+
+EXECUTE_TASK = "taskman.execute"
+"""The one Celery task: run an attempt of (task id, dispatch number)."""
+
+QUEUE_NAMES = tuple(priority.queue_name for priority in Priority)
+
+# Publishing runs on the API's request path: a broker that does not answer must fail fast (the
+# task is already committed and the dispatcher publishes it later), never retry for minutes.
+CONNECT_TIMEOUT_SECONDS = 1.0
+# Longer than kombu's 1 s BRPOP poll, so an idle consumer is not mistaken for a dead socket.
+SOCKET_TIMEOUT_SECONDS = 5.0
+
+
+def create_celery_app(broker_url: str, *, visibility_timeout_seconds: float) -> Celery:
+    app = Celery("taskman", broker=broker_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        # Results live in PostgreSQL only.
+        task_ignore_result=True,
+        result_backend=None,
+        # A message is acknowledged after its attempt, and given back if the worker process
+        # dies, so a crash never swallows a task; prefetch 1 keeps waiting work in the broker
+        # where a free worker (or the dispatcher's lost-message sweep) can see it.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_queues=[Queue(name, routing_key=name) for name in QUEUE_NAMES],
+        task_default_queue=Priority.MEDIUM.queue_name,
+        task_create_missing_queues=False,
+        broker_connection_timeout=CONNECT_TIMEOUT_SECONDS,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options=_transport_options(broker_url, visibility_timeout_seconds),
+        worker_send_task_events=False,
+        task_send_sent_event=False,
+        enable_utc=True,
+    )
+    return app
+
+
+def _transport_options(broker_url: str, visibility_timeout_seconds: float) -> dict[str, object]:
+    options: dict[str, object] = {
+        # Bounds kombu's reconnect loop when a producer or inspector (re)connects.
+        "max_retries": 1,
+        "interval_start": 0,
+        "interval_step": 0.2,
+        "interval_max": 0.5,
+    }
+    # Only Redis knows these; kombu's SQLAlchemy transport hands every other option to
+    # sqlalchemy.create_engine(), which rejects them.
+    if broker_url.startswith(("redis://", "rediss://", "redis+socket://")):
+        options |= {
+            # Longer than any run, or Redis hands a running task's message to another worker.
+            "visibility_timeout": visibility_timeout_seconds,
+            "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
+            "socket_timeout": SOCKET_TIMEOUT_SECONDS,
+        }
+    return options

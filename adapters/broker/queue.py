@@ -1,0 +1,141 @@
+"""The task-queue port on Celery: publishes `(task id, dispatch number)` wake-up messages."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
+from typing import Any
+
+from celery import Celery
+from kombu import Connection
+from kombu.exceptions import KombuError
+
+from adapters.broker.app import EXECUTE_TASK
+from application.ports import Dispatch, QueueUnavailable, TaskQueue
+from domain.priority import Priority
+
+# How long a caller waits for a free pooled producer before the broker counts as unavailable.
+ACQUIRE_TIMEOUT_SECONDS = 2.0
+# Workers answer a broadcast within a few milliseconds; /health must stay fast.
+INSPECT_TIMEOUT_SECONDS = 0.4
+CONSUMERS_CACHE_SECONDS = 5.0
+
+
+class CeleryTaskQueue(TaskQueue):
+    """Publishes through Celery's pooled producers, so a request pays for no new connection.
+
+    Messages go through the default (nameless) exchange straight to the queue named after the
+    priority: this needs no exchange bindings stored in the broker, so a wiped Redis still
+    routes every message (bindings kept in Redis would vanish with a FLUSHDB, and kombu drops
+    messages it cannot route)."""
+
+    def __init__(self, app: Celery) -> None:
+        self._app = app
+        self._consumers_lock = threading.Lock()
+        self._consumers: Mapping[Priority, int] | None = None
+        self._consumers_at = 0.0
+        self._errors: tuple[type[BaseException], ...] | None = None
+
+    def publish(self, dispatches: Sequence[Dispatch]) -> None:
+        if not dispatches:
+            return
+        with self._broker_errors(), self._producer() as producer, _batch(producer):
+            for dispatch in dispatches:
+                queue = dispatch.priority.queue_name
+                self._app.send_task(
+                    EXECUTE_TASK,
+                    args=(dispatch.task_id, dispatch.dispatch_no),
+                    task_id=_message_id(dispatch),
+                    producer=producer,
+                    queue=queue,
+                    exchange="",
+                    routing_key=queue,
+                    declare=[],
+                    retry=False,
+                )
+
+    def pending(self, priority: Priority) -> int:
+        with self._broker_errors(), self._connection() as connection:
+            # Not passive: on Redis an empty queue has no key, and a passive declare of it
+            # raises NOT_FOUND. Declaring is harmless there and creates the queue elsewhere.
+            declared = connection.default_channel.queue_declare(
+                queue=priority.queue_name, passive=False
+            )
+            return int(declared.message_count)
+
+    def consumers(self) -> Mapping[Priority, int]:
+        """Counted from the workers' answers to a broadcast, cached for a few seconds; the broker
+        is asked on every call all the same, so an outage shows at once.
+
+        Transports without broadcast (kombu's SQLAlchemy transport, the embedded default) cannot
+        ask workers anything: the answer is then empty, meaning "unknown", not "no workers"."""
+        self.pending(Priority.HIGH)  # raises QueueUnavailable if the broker is down
+        with self._consumers_lock:
+            fresh = time.monotonic() - self._consumers_at < CONSUMERS_CACHE_SECONDS
+            if self._consumers is None or not fresh:
+                self._consumers = self._ask_workers()
+                self._consumers_at = time.monotonic()
+            return dict(self._consumers)
+
+    def _ask_workers(self) -> Mapping[Priority, int]:
+        with self._broker_errors(), self._connection() as connection:
+            if "fanout" not in connection.transport.implements.exchange_type:
+                return {}
+            inspector = self._app.control.inspect(
+                timeout=INSPECT_TIMEOUT_SECONDS, connection=connection
+            )
+            replies: dict[str, list[dict[str, Any]]] = inspector.active_queues() or {}
+        counts = dict.fromkeys(Priority, 0)
+        by_name = {priority.queue_name: priority for priority in Priority}
+        for queues in replies.values():
+            for name in {queue.get("name") for queue in queues}:
+                if name in by_name:
+                    counts[by_name[name]] += 1
+        return counts
+
+    @contextmanager
+    def _producer(self) -> Iterator[Any]:
+        with self._app.producer_pool.acquire(
+            block=True, timeout=ACQUIRE_TIMEOUT_SECONDS
+        ) as producer:
+            yield producer
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        with self._app.pool.acquire(block=True, timeout=ACQUIRE_TIMEOUT_SECONDS) as connection:
+            yield connection
+
+    @contextmanager
+    def _broker_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except self._recoverable_errors() as error:
+            raise QueueUnavailable(f"{type(error).__name__}: {error}") from error
+
+    def _recoverable_errors(self) -> tuple[type[BaseException], ...]:
+        if self._errors is None:
+            # The transport knows its client library's exceptions (redis-py's for Redis).
+            connection = self._app.connection_for_write()
+            self._errors = (
+                *connection.connection_errors,
+                *connection.channel_errors,
+                KombuError,
+                OSError,
+            )
+            connection.release()
+        return self._errors
+
+
+def _message_id(dispatch: Dispatch) -> str:
+    # Readable in worker logs; the suffix keeps a re-published message's id unique.
+    return f"{dispatch.task_id}.{dispatch.dispatch_no}.{uuid.uuid4().hex[:8]}"
+
+
+def _batch(producer: Any) -> Any:
+    # kombu >= 5.7 pipelines a batch of Redis publishes into one round trip; other transports
+    # (and older kombu) publish one by one.
+    batch = getattr(producer, "batch", None)
+    return batch() if batch is not None else nullcontext()

@@ -1,0 +1,91 @@
+"""`python -m entrypoints.dispatcher`: publishes due tasks and repairs what the broker lost.
+
+Each round (see DispatchDue) returns running tasks whose lease expired to queued, republishes
+queued tasks whose message was lost, and publishes tasks whose start time has come. A round that
+published a full batch is followed by another at once; otherwise the loop sleeps
+DISPATCHER_POLL_SECONDS. An outage of the store or the broker is logged and waited out. Several
+dispatchers may run at once: every selection skips rows another one holds (SKIP LOCKED).
+SIGTERM or SIGINT stops it after the current round."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from application.use_cases.dispatch_due import DispatchDue, DispatchReport
+from entrypoints.container import Container
+
+log = logging.getLogger("taskman.dispatcher")
+
+OUTAGE_BACKOFF_MIN_SECONDS = 0.5
+OUTAGE_BACKOFF_MAX_SECONDS = 5.0
+
+
+class DispatcherLoop:
+    def __init__(self, dispatch_due: DispatchDue, *, poll_seconds: float, batch_size: int) -> None:
+        self._dispatch_due = dispatch_due
+        self._poll_seconds = poll_seconds
+        self._batch_size = batch_size
+        self._stopping = threading.Event()
+        self._backoff = OUTAGE_BACKOFF_MIN_SECONDS
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def run(self) -> None:
+        log.info("dispatcher running (poll every %ss)", self._poll_seconds)
+        while not self._stopping.is_set():
+            self._stopping.wait(self._pause_after(self._round()))
+        log.info("dispatcher stopped")
+
+    def _round(self) -> DispatchReport | None:
+        try:
+            return self._dispatch_due.execute()
+        except Exception:  # the store is down (or worse): log it, wait, try again
+            log.exception("dispatch round failed; retrying in %.1fs", self._backoff)
+            return None
+
+    def _pause_after(self, report: DispatchReport | None) -> float:
+        if report is None or not report.broker_available:
+            if report is not None:
+                log.warning("broker unavailable; retrying in %.1fs", self._backoff)
+            pause = self._backoff
+            self._backoff = min(self._backoff * 2, OUTAGE_BACKOFF_MAX_SECONDS)
+            return pause
+        self._backoff = OUTAGE_BACKOFF_MIN_SECONDS
+        if report.published or report.republished_lost or report.expired_leases:
+            log.info(
+                "published %d due, republished %d lost, requeued %d with expired lease",
+                report.published,
+                report.republished_lost,
+                report.expired_leases,
+            )
+        return 0.0 if report.published >= self._batch_size else self._poll_seconds
+
+
+def main() -> None:
+    container = Container()
+    settings = container.settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # the embedded defaults live there
+    loop = DispatcherLoop(
+        container.dispatch_due(),
+        poll_seconds=settings.dispatcher_poll_seconds,
+        batch_size=settings.dispatcher_batch_size,
+    )
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s received, stopping", signal.Signals(signum).name)
+        loop.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    loop.run()
+
+
+if __name__ == "__main__":
+    main()

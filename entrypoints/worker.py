@@ -1,0 +1,95 @@
+"""`python -m entrypoints.worker --queue high|medium|low` (or 1|2|3): one priority's worker pool.
+
+Each priority has its own queue and its own pool of `WORKER_CONCURRENCY` processes, so a flood of
+low-priority work never delays high-priority work. The Celery task is thin: it resolves
+ExecuteTask from the container and runs one attempt; the use case decides everything else.
+
+If the store is down the attempt raises, Celery logs it and acknowledges the message; nothing is
+lost, since the dispatcher republishes a queued task whose message vanished and requeues a
+running one whose lease ran out."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from typing import Any
+
+from celery import Celery, signals
+
+from adapters.broker import EXECUTE_TASK
+from application.use_cases.execute_task import ExecuteTaskRequest
+from domain.priority import Priority
+from entrypoints.container import Container
+
+log = logging.getLogger("taskman.worker")
+
+
+def parse_priority(value: str) -> Priority:
+    for priority in Priority:
+        if value in (priority.queue_name, str(priority.value)):
+            return priority
+    raise argparse.ArgumentTypeError(f"unknown queue {value!r}: high|medium|low or 1|2|3")
+
+
+def register_tasks(app: Celery, container: Container, priority: Priority) -> None:
+    @app.task(name=EXECUTE_TASK, ignore_result=True)
+    def execute(task_id: int, dispatch_no: int) -> None:
+        task = container.execute_task().execute(ExecuteTaskRequest(task_id, dispatch_no))
+        if task is None:
+            log.info(
+                "[%s] task %s dispatch %s: stale or duplicate message, dropped",
+                priority.queue_name,
+                task_id,
+                dispatch_no,
+            )
+            return
+        log.info(
+            "[%s] task %s dispatch %s: %s after attempt %d/%d%s",
+            priority.queue_name,
+            task_id,
+            dispatch_no,
+            task.status,
+            task.attempts,
+            task.max_attempts,
+            f" ({task.error_message})" if task.error_message else "",
+        )
+
+    def forget_parent_engine(**_: Any) -> None:
+        # A pool process is forked: connections inherited from the parent share its sockets, so
+        # drop them without closing them (closing would end the parent's sessions too).
+        container.engine().dispose(close=False)
+
+    signals.worker_process_init.connect(forget_parent_engine, weak=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queue", required=True, type=parse_priority, help="high|medium|low")
+    args = parser.parse_args(argv)
+    priority: Priority = args.queue
+
+    container = Container()
+    settings = container.settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # the embedded defaults live there
+    app = container.celery_app()
+    register_tasks(app, container, priority)
+    app.worker_main(
+        argv=[
+            "worker",
+            f"--queues={priority.queue_name}",
+            f"--concurrency={settings.worker_concurrency}",
+            # Unique per process, so restarted or scaled-out workers never share a node name.
+            f"--hostname={priority.queue_name}-{os.getpid()}@%h",
+            f"--loglevel={settings.log_level}",
+            "--pool=prefork",
+            # No worker-to-worker chatter: nothing here uses it, and it slows the start.
+            "--without-mingle",
+            "--without-gossip",
+            "--without-heartbeat",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    main()
