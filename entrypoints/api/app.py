@@ -6,6 +6,7 @@ container whose adapters are overridden with fakes)."""
 from fastapi import FastAPI
 
 from entrypoints.api import API_PREFIX, health, tasks
+from entrypoints.api.body_limit import BodyLimitMiddleware
 from entrypoints.api.docs import install_problem_schemas
 from entrypoints.api.problems import install_problem_handlers
 from entrypoints.container import Container
@@ -29,8 +30,8 @@ def create_app(container: Container | None = None) -> FastAPI:
         title="taskman",
         version="1.0.0",
         description=DESCRIPTION,
-        max_body_size=max_body,
     )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
     container.wire(modules=[tasks, health])
     app.state.container = container
     app.include_router(tasks.router, prefix=API_PREFIX)

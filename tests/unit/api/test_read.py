@@ -1,0 +1,166 @@
+"""GET /tasks/{id} and GET /tasks: exact bodies, pagination, filters, bad ids and filters."""
+
+from typing import Any
+
+import pytest
+
+from domain.errors import PermanentTaskFailure
+from tests.unit.api.conftest import Api
+from tests.unit.api.shapes import T0, assert_problem, assert_validation_problem, task_json
+
+
+def test_get_answers_the_task(api: Api) -> None:
+    api.create(a=5, b=6, priority=3)
+
+    response = api.client.get("/api/v1/tasks/1")
+
+    assert response.status_code == 200
+    assert response.json() == task_json(
+        a=5, b=6, priority=3, scheduled_for="2026-01-01T12:00:10+00:00"
+    )
+
+
+def test_get_an_unknown_task_is_404(api: Api) -> None:
+    response = api.client.get("/api/v1/tasks/99")
+
+    body = assert_problem(response, 404, "task-not-found")
+    assert body["detail"] == "task 99 does not exist"
+
+
+@pytest.mark.parametrize("task_id", ["0", "-1", str(2**63), "abc", "1.5", "1e3", "%20"])
+def test_an_id_that_cannot_exist_is_422(api: Api, task_id: str) -> None:
+    for method, suffix in [("GET", ""), ("PUT", ""), ("POST", "/retry"), ("POST", "/cancel")]:
+        response = api.client.request(
+            method, f"/api/v1/tasks/{task_id}{suffix}", json={"priority": 1}
+        )
+        assert_validation_problem(response, "path", "task_id")
+
+
+def test_the_largest_int64_id_is_merely_not_found(api: Api) -> None:
+    assert_problem(api.client.get(f"/api/v1/tasks/{2**63 - 1}"), 404, "task-not-found")
+
+
+def test_list_without_filters_answers_every_task_newest_first(api: Api) -> None:
+    for a in range(3):
+        api.create(a=a)
+
+    response = api.client.get("/api/v1/tasks")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["total"] == 3
+    assert (body["limit"], body["offset"]) == (50, 0)
+    assert [t["id"] for t in body["items"]] == [3, 2, 1]
+    assert body["items"][2] == task_json(id=1, a=0)
+
+
+def test_list_of_nothing_is_an_empty_page(api: Api) -> None:
+    assert api.client.get("/api/v1/tasks").json() == {
+        "items": [],
+        "total": 0,
+        "limit": 50,
+        "offset": 0,
+    }
+
+
+def test_list_pages_with_limit_and_offset(api: Api) -> None:
+    for a in range(5):
+        api.create(a=a)
+
+    body = api.client.get("/api/v1/tasks", params={"limit": 2, "offset": 1}).json()
+
+    assert [t["id"] for t in body["items"]] == [4, 3]
+    assert (body["total"], body["limit"], body["offset"]) == (5, 2, 1)
+
+
+def test_an_offset_past_the_end_is_an_empty_page_with_the_total(api: Api) -> None:
+    api.create()
+
+    body = api.client.get("/api/v1/tasks", params={"offset": 10**9}).json()
+
+    assert (body["items"], body["total"]) == ([], 1)
+
+
+def _mixed_tasks(api: Api) -> None:
+    """1 single p2 queued; 2 batch p1 success; 3 single p1 failed; 4 single p3 cancelled."""
+    api.create(a=1, b=1)
+    api.client.post("/api/v1/tasks/batch", json={"pairs": [{"a": 1, "b": 1}], "priority": 1})
+    api.run_published()
+    api.arithmetic.failures.append(PermanentTaskFailure("boom"))
+    api.create(priority=1)
+    api.run_published()
+    api.create(priority=3)
+    api.client.post("/api/v1/tasks/4/cancel")
+
+
+@pytest.mark.parametrize(
+    ("params", "ids"),
+    [
+        ({"status": "queued"}, [1]),
+        ({"status": "success"}, [2]),
+        ({"status": "failed"}, [3]),
+        ({"status": "cancelled"}, [4]),
+        ({"status": "running"}, []),
+        ({"type": "batch"}, [2]),
+        ({"type": "single"}, [4, 3, 1]),
+        ({"priority": 1}, [3, 2]),
+        ({"priority": "3"}, [4]),
+        ({"type": "single", "priority": 1}, [3]),
+        ({"status": "success", "type": "single"}, []),
+        ({}, [4, 3, 2, 1]),
+    ],
+)
+def test_list_filters_combine(api: Api, params: dict[str, Any], ids: list[int]) -> None:
+    _mixed_tasks(api)
+
+    body = api.client.get("/api/v1/tasks", params=params).json()
+
+    assert [t["id"] for t in body["items"]] == ids
+    assert body["total"] == len(ids)
+
+
+def test_a_failed_task_shows_its_error(api: Api) -> None:
+    _mixed_tasks(api)
+
+    body = api.client.get("/api/v1/tasks/3").json()
+
+    assert body == task_json(
+        id=3,
+        priority=1,
+        status="failed",
+        attempts=1,
+        error_message="boom",
+        scheduled_for=T0,
+        started_at=T0,
+        finished_at=T0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "where"),
+    [
+        ({"status": "done"}, "status"),
+        ({"status": "QUEUED"}, "status"),
+        ({"type": "triple"}, "type"),
+        ({"priority": 0}, "priority"),
+        ({"priority": 4}, "priority"),
+        ({"priority": "high"}, "priority"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 1001}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"offset": -1}, "offset"),
+        ({"offset": 10**9 + 1}, "offset"),
+        ({"offset": 2**64}, "offset"),
+        ({"offset": "1e400"}, "offset"),
+    ],
+)
+def test_a_bad_filter_or_page_is_422(api: Api, params: dict[str, Any], where: str) -> None:
+    response = api.client.get("/api/v1/tasks", params=params)
+
+    assert_validation_problem(response, "query", where)
+
+
+def test_the_page_bounds_themselves_are_accepted(api: Api) -> None:
+    body = api.client.get("/api/v1/tasks", params={"limit": 1000, "offset": 10**9}).json()
+
+    assert (body["limit"], body["offset"]) == (1000, 10**9)
