@@ -5,7 +5,7 @@ Built by a factory so that nothing connects (or even exists) at import time."""
 from __future__ import annotations
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from domain.priority import Priority
 
@@ -35,7 +35,7 @@ def create_celery_app(broker_url: str, *, visibility_timeout_seconds: float) -> 
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_queues=[Queue(name, routing_key=name) for name in QUEUE_NAMES],
+        task_queues=[Queue(name, Exchange(name), routing_key=name) for name in QUEUE_NAMES],
         task_default_queue=Priority.MEDIUM.queue_name,
         task_create_missing_queues=False,
         broker_connection_timeout=CONNECT_TIMEOUT_SECONDS,
