@@ -43,8 +43,13 @@ class DispatcherLoop:
     def _round(self) -> DispatchReport | None:
         try:
             return self._dispatch_due.execute()
-        except Exception:  # the store is down (or worse): log it, wait, try again
-            log.exception("dispatch round failed; retrying in %.1fs", self._backoff)
+        except Exception as error:  # the store is down (or worse): log it, wait, try again
+            if self._backoff == OUTAGE_BACKOFF_MIN_SECONDS:  # the first failure of a streak
+                log.exception("dispatch round failed; retrying in %.1fs", self._backoff)
+            else:
+                log.error(
+                    "dispatch round failed again (%s); retrying in %.1fs", error, self._backoff
+                )
             return None
 
     def _pause_after(self, report: DispatchReport | None) -> float:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -32,6 +33,12 @@ def wait_until(
         if time.monotonic() >= deadline:
             raise TimeoutError(f"not within {timeout} s: {what or condition}")
         time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def python_module(module: str, *args: str) -> list[str]:

@@ -9,7 +9,7 @@ import os
 import re
 import signal
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import redis
@@ -21,7 +21,7 @@ from domain.task import Task, TaskStatus
 from entrypoints.container import Container
 from entrypoints.settings import Settings
 from tests.integration.databases import PostgresDatabases, connect_admin
-from tests.processes import ManagedProcess, python_module, wait_until
+from tests.processes import ManagedProcess, free_port, python_module, wait_until
 
 REDIS_HOST = "127.0.0.1:6379"
 # Database 0 is everyone's; these are the Celery tests' own, each held by one test at a time.
@@ -76,6 +76,28 @@ def postgres_database() -> Iterator[str]:
         databases.drop_all()
 
 
+class OwnRedisServer:
+    """A redis-server of the test's own, on a free port: one a test may stop and start again
+    without touching anybody else's Redis."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        self.process = ManagedProcess(
+            f"redis-{self.port}",
+            [*argv, "--save", "", "--appendonly", "no"],
+            env=os.environ,
+            log_path=log_dir / f"redis-{self.port}.log",
+        )
+
+    def start(self) -> None:
+        self.process.start().wait_for_output(r"Ready to accept connections")
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
 def clean_environment() -> dict[str, str]:
     """The test process's environment without any taskman setting it may carry."""
     settings = {name.upper() for name in Settings.model_fields}
@@ -105,8 +127,10 @@ class CeleryStack:
     # ----- processes ------------------------------------------------------------------------
 
     def process(self, name: str, argv: list[str], **env: str) -> ManagedProcess:
+        taken = {process.name for process in self.processes}
+        unique = next(n for n in (name, *(f"{name}-{i}" for i in range(2, 99))) if n not in taken)
         process = ManagedProcess(
-            name,
+            unique,
             argv,
             env={**clean_environment(), **self.settings, **env},
             log_path=self.log_dir / f"{name}.log",
@@ -193,8 +217,12 @@ def executions(worker: ManagedProcess, task_id: int) -> list[str]:
 
 
 @contextmanager
-def celery_stack(log_dir: Path, **settings: str) -> Iterator[CeleryStack]:
-    with postgres_database() as database_url, redis_database() as broker_url:
+def celery_stack(
+    log_dir: Path, broker_url: str | None = None, **settings: str
+) -> Iterator[CeleryStack]:
+    """A migrated PostgreSQL database and, unless `broker_url` is given, a Redis database."""
+    with postgres_database() as database_url, ExitStack() as contexts:
+        broker_url = broker_url or contexts.enter_context(redis_database())
         stack = CeleryStack(database_url, broker_url, log_dir, **settings)
         try:
             yield stack

@@ -47,7 +47,7 @@ def test_under_injected_faults_every_task_ends_and_a_manual_retry_finishes_the_f
     assert any(task.attempts > 1 for task in succeeded), "no automatic retry ever succeeded"
 
     faulty.stop()
-    stack.worker("high", name="worker-high-healthy", TASK_FAILURE_RATE="0")
+    stack.worker("high", TASK_FAILURE_RATE="0")
     for task in failed:
         assert task.id is not None
         stack.container.retry_task().execute(task.id)

@@ -70,7 +70,7 @@ def test_a_task_held_by_a_killed_worker_runs_again_on_a_restarted_worker(
     )
 
     slow.kill()  # kill -9 of the worker and its pool: no cleanup, no acknowledgement
-    stack.worker("high", name="worker-high-restarted")
+    stack.worker("high")  # a new one
 
     (done,) = stack.wait_finished([task.id], timeout=20)
     assert done.status is TaskStatus.SUCCESS and done.result == 42

@@ -1,0 +1,127 @@
+"""The task-queue port on Celery, against the real Redis (a database of the test's own, or a
+redis-server of its own where it must go down) and kombu's embedded SQLAlchemy transport."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from celery import Celery
+
+from adapters.broker import EXECUTE_TASK, CeleryTaskQueue, create_celery_app
+from application.ports import Dispatch, QueueUnavailable
+from domain.priority import Priority
+from domain.task import TaskStatus
+from tests.integration.celery_stack import OwnRedisServer, celery_stack, redis_database
+from tests.processes import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def app_for(url: str) -> Celery:
+    return create_celery_app(url, visibility_timeout_seconds=60)
+
+
+@pytest.fixture
+def broker_url() -> Iterator[str]:
+    with redis_database() as url:
+        yield url
+
+
+def test_a_message_is_the_task_id_and_dispatch_number_on_the_priority_queue(
+    broker_url: str,
+) -> None:
+    CeleryTaskQueue(app_for(broker_url)).publish([Dispatch(42, 7, Priority.LOW)])
+
+    (raw,) = redis.Redis.from_url(broker_url).lrange("low", 0, -1)
+    message = json.loads(raw)
+    args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+    assert (args, kwargs) == ([42, 7], {})
+    assert message["content-type"] == "application/json"
+    assert message["headers"]["task"] == EXECUTE_TASK
+    assert message["headers"]["eta"] is None  # never a countdown: delays live in the store
+
+
+def test_a_list_of_dispatches_reaches_each_priority_queue(broker_url: str) -> None:
+    queue = CeleryTaskQueue(app_for(broker_url))
+    queue.publish(
+        [Dispatch(n, 1, Priority.HIGH) for n in range(300)]
+        + [Dispatch(n, 1, Priority.MEDIUM) for n in range(200)]
+        + [Dispatch(n, 1, Priority.LOW) for n in range(100)]
+    )
+    assert [queue.pending(p) for p in Priority] == [300, 200, 100]
+    assert queue.pending(Priority.HIGH) == 300, "counting consumes nothing"
+
+
+def test_messages_still_reach_their_queue_after_the_broker_is_wiped(broker_url: str) -> None:
+    queue = CeleryTaskQueue(app_for(broker_url))
+    queue.publish([Dispatch(1, 1, Priority.HIGH)])
+    redis.Redis.from_url(broker_url).flushdb()  # bindings and queues gone
+
+    queue.publish([Dispatch(1, 2, Priority.HIGH)])
+    assert queue.pending(Priority.HIGH) == 1
+
+
+def test_an_unreachable_broker_is_reported_as_unavailable() -> None:
+    queue = CeleryTaskQueue(app_for(f"redis://127.0.0.1:{free_port()}/0"))
+    with pytest.raises(QueueUnavailable):
+        queue.publish([Dispatch(1, 1, Priority.HIGH)])
+    with pytest.raises(QueueUnavailable):
+        queue.pending(Priority.HIGH)
+    with pytest.raises(QueueUnavailable):
+        queue.consumers()
+
+
+def test_publishing_works_again_once_the_broker_is_back(tmp_path: Path) -> None:
+    server = OwnRedisServer(tmp_path)
+    server.start()
+    try:
+        queue = CeleryTaskQueue(app_for(server.url))
+        queue.publish([Dispatch(1, 1, Priority.HIGH)])
+
+        server.stop()
+        with pytest.raises(QueueUnavailable):
+            queue.publish([Dispatch(2, 1, Priority.HIGH)])
+
+        server.start()  # empty: this Redis keeps nothing on disk
+        queue.publish([Dispatch(3, 1, Priority.HIGH)])
+        assert queue.pending(Priority.HIGH) == 1
+    finally:
+        server.stop()
+
+
+def test_consumers_counts_the_workers_of_each_queue(tmp_path: Path) -> None:
+    with celery_stack(tmp_path) as stack:
+        queue = CeleryTaskQueue(stack.container.celery_app())
+        assert queue.consumers() == dict.fromkeys(Priority, 0)
+
+        stack.workers("high", "low", "high")
+        assert CeleryTaskQueue(stack.container.celery_app()).consumers() == {
+            Priority.HIGH: 2,
+            Priority.MEDIUM: 0,
+            Priority.LOW: 1,
+        }
+
+
+def test_the_embedded_transport_publishes_and_counts(tmp_path: Path) -> None:
+    queue = CeleryTaskQueue(app_for(f"sqla+sqlite:///{tmp_path / 'broker.db'}"))
+    queue.publish([Dispatch(1, 1, Priority.MEDIUM), Dispatch(2, 1, Priority.MEDIUM)])
+
+    assert queue.pending(Priority.MEDIUM) == 2
+    assert queue.pending(Priority.LOW) == 0
+    assert queue.consumers() == {}, "no broadcast on this transport: unknown, not zero"
+
+
+def test_a_worker_on_the_embedded_transport_runs_a_task(tmp_path: Path) -> None:
+    embedded = f"sqla+sqlite:///{tmp_path / 'broker.db'}"
+    with celery_stack(tmp_path, broker_url=embedded) as stack:
+        stack.worker("high")
+
+        task = stack.create(Priority.HIGH, a=2, b=2)
+        assert task.id is not None
+        (done,) = stack.wait_finished([task.id], timeout=15)
+        assert done.status is TaskStatus.SUCCESS and done.result == 4
