@@ -47,8 +47,9 @@ class DispatcherLoop:
             if self._backoff == OUTAGE_BACKOFF_MIN_SECONDS:  # the first failure of a streak
                 log.exception("dispatch round failed; retrying in %.1fs", self._backoff)
             else:
+                first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
                 log.error(
-                    "dispatch round failed again (%s); retrying in %.1fs", error, self._backoff
+                    "dispatch round failed again (%s); retrying in %.1fs", first_line, self._backoff
                 )
             return None
 
