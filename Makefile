@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run lint unit-test deploy-check si-test test clean
+.PHONY: install run lint unit-test deploy-check si-test test bench clean
 
 install: $(STAMP)
 
@@ -40,6 +40,12 @@ deploy-check: $(STAMP)
 	$(BIN)/pytest tests/deployment
 
 test: lint unit-test deploy-check
+
+# The benchmark (issue 7), not part of `make test`: taskman on a fresh PostgreSQL database and a
+# redis-server of its own, measured against pgbench and bare Celery in the same run, ~5 minutes.
+# Writes bench/results/latest.json and bench/results/chart.png. Needs wrk (installed if missing).
+bench: $(STAMP)
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,91 @@
+"""`python -m bench [--quick]`: start taskman on PostgreSQL + Redis, measure, report.
+
+Phases, in order: the baselines (pgbench INSERT, bare Celery) while the system idles; priority-1
+latency on the idle system; the create rate at each concurrency and the backlog drain; 10,000
+priority-1 tasks end to end; the delay lag of priorities 2 and 3; the 100,000-pair batch; and
+last the priority-3 flood with priority-1 probes (last, because it leaves work behind)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import chart, report
+from bench.loadgen import wrk
+from bench.phases import baselines, batch, latency, throughput
+from bench.plan import FULL, QUICK
+from bench.system import running_system
+from bench.timings import Timings
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short run, for development")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    wrk_path = wrk.ensure_wrk()
+    figures: dict[str, Any] = {
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "plan": "quick" if args.quick else "full",
+        "machine": {"cpus": _cpus(), "platform": platform.platform()},
+        "load_generator": _version(wrk_path),
+    }
+    started = time.monotonic()
+    log_dir = RESULTS / "logs"
+    shutil.rmtree(log_dir, ignore_errors=True)
+    print(f"starting taskman on PostgreSQL + Redis (logs in {log_dir})", flush=True)
+    with running_system(log_dir) as sut:
+        figures["settings"] = {
+            name: sut.setting(name)
+            for name in (
+                "API_WORKERS",
+                "WORKER_CONCURRENCY",
+                "DISPATCHER_POLL_SECONDS",
+                "LOG_LEVEL",
+            )
+        }
+        db = Timings(sut.libpq_url)
+        try:
+            print("baselines", flush=True)
+            figures |= baselines.pgbench_inserts(sut, plan)
+            figures |= baselines.bare_celery_throughput(sut, plan)
+            print("taskman", flush=True)
+            figures |= latency.p1_idle(sut, db, plan)
+            figures |= throughput.create_rate(sut, db, plan)
+            best = throughput.best_concurrency(figures)
+            figures |= throughput.end_to_end(sut, db, plan, best)
+            figures |= latency.delay_lag(sut, db, plan)
+            figures |= batch.big_batch(sut, db, plan)
+            figures |= latency.p1_under_flood(sut, db, plan, best)
+        finally:
+            db.close()
+    figures["goals"] = report.goals(figures)
+    figures["wall_seconds"] = round(time.monotonic() - started, 1)
+    name = "latest.json" if not args.quick else "quick.json"
+    report.write_json(figures, RESULTS / name)
+    chart.draw(figures, RESULTS / ("chart.png" if not args.quick else "quick.png"))
+    print()
+    print(report.render(figures))
+    print(f"\n{RESULTS / name} and the chart written in {figures['wall_seconds']:.0f} s")
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def _version(wrk_path: str) -> str:
+    completed = subprocess.run([wrk_path, "--version"], capture_output=True, text=True)
+    return (completed.stdout or completed.stderr).split("[")[0].strip() or "wrk"
+
+
+if __name__ == "__main__":
+    main()

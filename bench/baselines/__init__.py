@@ -1,0 +1,1 @@
+"""The stack's own ceilings, measured in the same run as taskman: pgbench and bare Celery."""

@@ -1,0 +1,1 @@
+"""Load generators, each running in a process of its own, apart from the system under test."""
