@@ -33,8 +33,10 @@ def _locked(query: Select[tuple[object, ...]]) -> Select[tuple[object, ...]]:
 class SqlTaskRepository(TaskRepository):
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
+        self.wrote = False
 
     def add(self, task: Task) -> None:
+        self.wrote = True
         task.id = self._connection.execute(_INSERT, insert_values(task)).scalar_one()
 
     def get(self, task_id: int) -> Task | None:
@@ -42,6 +44,7 @@ class SqlTaskRepository(TaskRepository):
         return task_from_row(row) if row is not None else None
 
     def save(self, task: Task) -> None:
+        self.wrote = True
         params = mutable_values(task)
         params["expected_id"] = task.id
         params["expected_version"] = task.version

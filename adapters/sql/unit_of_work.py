@@ -16,7 +16,8 @@ class SqlUnitOfWork(UnitOfWork):
 
     The transaction begins with the first statement (so a block that reads nothing costs no
     round trip) and is rolled back on exit unless `commit()` was called; a statement after a
-    commit starts a new transaction, which the same rule covers."""
+    commit starts a new transaction, which the same rule covers. A transaction that only read
+    ends with COMMIT, which for it means the same."""
 
     tasks: SqlTaskRepository
 
@@ -38,13 +39,20 @@ class SqlUnitOfWork(UnitOfWork):
         tb: TracebackType | None,
     ) -> None:
         connection, self._connection = self._connection, None
-        if connection is not None:
-            connection.close()  # rolls back whatever was not committed
+        if connection is None:
+            return
+        if exc_type is None and not self.tasks.wrote and connection.in_transaction():
+            # Nothing to undo, so COMMIT ends it just as ROLLBACK would; but psycopg answers every
+            # ROLLBACK by dropping its prepared statements (one more round trip, DEALLOCATE ALL,
+            # and the next statements are parsed and planned again).
+            connection.commit()
+        connection.close()  # rolls back whatever was not committed
 
     def commit(self) -> None:
         if self._connection is None:
             raise RuntimeError("commit() outside `with uow:`")
         self._connection.commit()
+        self.tasks.wrote = False
 
     def ping(self) -> None:
         with self._engine.connect() as connection:
