@@ -10,12 +10,13 @@ from tests.system.scenarios import CoreScenarios
 pytestmark = pytest.mark.system
 
 
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
+    with system_from_make_run(
+        tmp_path_factory.mktemp("logs"), tmp_path_factory.mktemp("var")
+    ) as system:
+        yield system
+
+
 class TestEmbeddedMakeRun(CoreScenarios):
     """`make run` with nothing configured: SQLite and a broker that needs no server."""
-
-    @pytest.fixture(scope="class")
-    def system(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
-        with system_from_make_run(
-            tmp_path_factory.mktemp("logs"), tmp_path_factory.mktemp("var")
-        ) as system:
-            yield system
