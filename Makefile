@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run lint unit-test deploy-check si-test test bench clean
+.PHONY: install run migrate lint unit-test integration-test deploy-check si-test test bench clean
 
 install: $(STAMP)
 
@@ -21,6 +21,10 @@ run: $(STAMP)
 	$(BIN)/python -m entrypoints.migrate
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start --procfile Procfile --port $${PORT:-8000}
 
+# Every Alembic migration not yet applied, on DATABASE_URL (unset: the SQLite file var/taskman.db).
+migrate: $(STAMP)
+	$(BIN)/python -m entrypoints.migrate
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -29,6 +33,11 @@ lint: $(STAMP)
 
 unit-test: $(STAMP)
 	$(BIN)/pytest tests/unit
+
+# Each adapter against the real servers: PostgreSQL on 127.0.0.1:5432 and Redis on :6379 must be
+# up. Every test session creates its own databases and drops them.
+integration-test: $(STAMP)
+	$(BIN)/pytest tests/integration
 
 # The whole system as processes, tested over HTTP: on PostgreSQL + Redis (each process started on
 # its own, as compose does) and on `make run`'s embedded defaults, side by side.
@@ -39,7 +48,7 @@ si-test: $(STAMP)
 deploy-check: $(STAMP)
 	$(BIN)/pytest tests/deployment
 
-test: lint unit-test deploy-check
+test: lint unit-test deploy-check integration-test
 
 # The benchmark (issue 7), not part of `make test`: taskman on a fresh PostgreSQL database and a
 # redis-server of its own, measured against pgbench and bare Celery in the same run, ~5 minutes.
