@@ -52,7 +52,10 @@ def test_a_wiped_broker_loses_no_task_and_runs_none_twice(stack: CeleryStack) ->
     assert all(task.status is TaskStatus.SUCCESS for task in done)
     assert [task.result for task in done] == [2 * i for i in range(100)]
     assert all(task.attempts == 1 for task in done), "a task ran twice"
-    assert all(task.dispatch_no == 2 for task in done), "every message was republished once"
+    # Republished at least once; a busy worker may leave its queue empty for a moment while a
+    # message is in its hands, and the sweep then republishes that one too (its old message is
+    # then stale and dropped, so this costs a message, never an attempt).
+    assert all(task.dispatch_no >= 2 for task in done), "every lost message was republished"
 
 
 def test_a_task_held_by_a_killed_worker_runs_again_on_a_restarted_worker(
