@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -76,6 +77,11 @@ class Process:
     @property
     def running(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
+
+    def send(self, sig: int = signal.SIGTERM) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, sig)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
         if self.popen is None:
@@ -157,7 +163,9 @@ class RunningSystem:
 
     def stop(self) -> None:
         self.http.close()
-        for process in reversed(self.processes.values()):
+        for process in self.processes.values():  # all at once: each may take a while to drain
+            process.send()
+        for process in self.processes.values():
             process.stop()
 
 
