@@ -35,9 +35,11 @@ unit-test: $(STAMP)
 	$(BIN)/pytest tests/unit
 
 # Each adapter against the real servers: PostgreSQL on 127.0.0.1:5432 and Redis on :6379 must be
-# up. Every test session creates its own databases and drops them.
+# up. Every test session creates its own databases and drops them. The Celery tests run real
+# workers and dispatchers for seconds at a time: test files run side by side (one file per xdist
+# process, as a file's tests share a running system), each on its own databases.
 integration-test: $(STAMP)
-	$(BIN)/pytest tests/integration
+	$(BIN)/pytest -p no:cacheprovider -n 3 --dist loadfile tests/integration
 
 # The whole system as processes, tested over HTTP: on PostgreSQL + Redis (each process started on
 # its own, as compose does) and on `make run`'s embedded defaults, side by side.
