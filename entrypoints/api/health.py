@@ -5,12 +5,14 @@ problem that names the failing part (load balancers and compose health checks re
 
 from typing import Annotated
 
-from dependency_injector.wiring import Provide, inject
+from dependency_injector.wiring import inject
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from application.use_cases import CheckHealth
 from entrypoints.api.docs import health_unavailable_response
+from entrypoints.api.injection import Provide
 from entrypoints.api.problems import problem
 from entrypoints.api.schemas import HealthOut, workers_by_queue
 from entrypoints.container import Container
@@ -25,10 +27,10 @@ router = APIRouter(tags=["health"])
     responses=health_unavailable_response(),
 )
 @inject
-def health(
+async def health(
     check: Annotated[CheckHealth, Depends(Provide[Container.check_health])],
 ) -> HealthOut | JSONResponse:
-    report = check.execute()
+    report = await run_in_threadpool(check.execute)  # both probes block
     broker_ok = report.broker == "ok"
     workers = workers_by_queue(report.consumers) if broker_ok else None
     if report.healthy:
