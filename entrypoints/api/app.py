@@ -1,7 +1,9 @@
 """The app factory: `uvicorn --factory entrypoints.api.app:create_app`.
 
 Nothing happens at import time; each call builds an app bound to one Container (tests pass a
-container whose adapters are overridden with fakes)."""
+container whose adapters are overridden with fakes). dependency-injector wires per module, so
+the app built last is the one whose container the routes resolve: one app per process (tests
+build one per test, and unwire it after)."""
 
 from fastapi import FastAPI
 
