@@ -120,9 +120,9 @@ class CeleryStack:
         }
         self.processes: list[ManagedProcess] = []
         self.container = Container()
-        self.container.settings.override(
-            providers.Object(Settings(**{k.lower(): v for k, v in self.settings.items()}))
-        )
+        # Exactly the subprocesses' settings: validated from the same strings, no environment.
+        validated = Settings.model_validate({k.lower(): v for k, v in self.settings.items()})
+        self.container.settings.override(providers.Object(validated))
 
     # ----- processes ------------------------------------------------------------------------
 

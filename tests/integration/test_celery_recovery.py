@@ -64,10 +64,10 @@ def test_a_task_held_by_a_killed_worker_runs_again_on_a_restarted_worker(
     stack.dispatcher()
     # Each attempt of this worker takes a minute: it is still holding the task when killed.
     slow = stack.worker("high", TASK_RUN_SECONDS="60")
-    task = stack.create(Priority.HIGH, a=20, b=22)
-    assert task.id is not None
+    task_id = stack.create(Priority.HIGH, a=20, b=22).id
+    assert task_id is not None
     wait_until(
-        lambda: stack.task(task.id).status is TaskStatus.RUNNING,
+        lambda: stack.task(task_id).status is TaskStatus.RUNNING,
         timeout=5,
         what="the task running on the slow worker",
     )
@@ -75,6 +75,6 @@ def test_a_task_held_by_a_killed_worker_runs_again_on_a_restarted_worker(
     slow.kill()  # kill -9 of the worker and its pool: no cleanup, no acknowledgement
     stack.worker("high")  # a new one
 
-    (done,) = stack.wait_finished([task.id], timeout=20)
+    (done,) = stack.wait_finished([task_id], timeout=20)
     assert done.status is TaskStatus.SUCCESS and done.result == 42
     assert done.attempts == 2, "the lost attempt is counted"
