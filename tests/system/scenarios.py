@@ -222,3 +222,27 @@ class FaultScenarios:
             redis.start()
         wait_until(lambda: system.http.get("/api/v1/health").status_code == 200, 20)
         assert system.wait_for(accepted["id"], timeout=30)["result"] == 42
+
+    def test_the_container_health_checks_tell_each_role(self, system: RunningSystem) -> None:
+        env = system.processes["api"].env
+
+        def healthcheck(*args: str) -> int:
+            command = [sys.executable, "-m", "entrypoints.healthcheck", *args]
+            return subprocess.run(command, env=env, capture_output=True, timeout=60).returncode
+
+        assert healthcheck("api") == 0
+        assert healthcheck("dispatcher", "--grace", "1") == 0
+        assert healthcheck("worker", "low") == 0
+        system.processes["worker-low"].stop()
+        try:
+            assert healthcheck("worker", "low") == 1
+        finally:
+            system.processes["worker-low"].start()
+        system.processes["dispatcher"].stop()
+        try:
+            overdue = system.create(1, 1, priority=2)  # due in 5 s, and nobody to publish it
+            wait_until(lambda: healthcheck("dispatcher", "--grace", "1") == 1, 30, interval=0.5)
+        finally:
+            system.processes["dispatcher"].start()
+        assert system.wait_for(overdue["id"], timeout=20)["status"] == "success"
+        assert healthcheck("dispatcher", "--grace", "1") == 0
