@@ -28,11 +28,17 @@ OPERATIONS = [
 EXAMPLES_PER_OPERATION = 20
 
 
-@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
-@pytest.mark.parametrize(("method", "path"), OPERATIONS)
+# GET /health takes no input to get wrong: it has no negative case.
+CASES = [
+    (method, path, mode)
+    for method, path in OPERATIONS
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    if not (mode is GenerationMode.NEGATIVE and path.endswith("/health"))
+]
+
+
+@pytest.mark.parametrize(("method", "path", "mode"), CASES)
 def test_the_api_honours_its_schema(api: Api, method: str, path: str, mode: GenerationMode) -> None:
-    if mode is GenerationMode.NEGATIVE and path.endswith("/health"):
-        pytest.skip("GET /health takes no input to get wrong")
     api.create(a=1, b=2)  # task 1 exists, so the id routes answer more than 404
     operation = schemathesis.openapi.from_asgi("/openapi.json", api.app)[path][method]
 
