@@ -17,8 +17,7 @@ $(STAMP): pyproject.toml
 # The whole system in the foreground: API on $$PORT (default 8000), one worker per priority queue,
 # the dispatcher; logs prefixed and interleaved; Ctrl-C stops them all. Without DATABASE_URL /
 # BROKER_URL it runs on embedded defaults under ./var (SQLite, and a broker needing no server).
-run: $(STAMP)
-	$(BIN)/python -m entrypoints.migrate
+run: migrate
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start --procfile Procfile --port $${PORT:-8000}
 
 # Every Alembic migration not yet applied, on DATABASE_URL (unset: the SQLite file var/taskman.db).
@@ -50,7 +49,7 @@ si-test: $(STAMP)
 deploy-check: $(STAMP)
 	$(BIN)/pytest tests/deployment
 
-test: lint unit-test deploy-check integration-test
+test: lint unit-test deploy-check integration-test si-test
 
 # The benchmark (issue 7), not part of `make test`: taskman on a fresh PostgreSQL database and a
 # redis-server of its own, measured against pgbench and bare Celery in the same run, ~5 minutes.

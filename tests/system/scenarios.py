@@ -11,8 +11,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tests.processes import wait_until
 from tests.system import examples
-from tests.system.harness import RunningSystem, wait_until
+from tests.system.harness import RunningSystem
 
 PROBLEM_KEYS = {"type", "title", "status", "detail"}
 
