@@ -1,4 +1,4 @@
-"""`python -m bench [--quick]`: start taskman on PostgreSQL + Redis, measure, report.
+"""`python -m bench [--plan full|ab|quick]`: start taskman on PostgreSQL + Redis, measure, report.
 
 Phases, in order: the baselines (pgbench INSERT, bare Celery) while the system idles; priority-1
 latency on the idle system; the create rate at each concurrency and the backlog drain; 10,000
@@ -20,7 +20,7 @@ from typing import Any
 from bench import chart, report
 from bench.loadgen import wrk
 from bench.phases import baselines, batch, latency, throughput
-from bench.plan import FULL, QUICK
+from bench.plan import PLANS
 from bench.system import running_system
 from bench.timings import Timings
 
@@ -29,13 +29,19 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a short run, for development")
+    parser.add_argument(
+        "--plan",
+        choices=sorted(PLANS),
+        default="full",
+        help="full: issue 7's sizes; ab: before/after one change; quick: development",
+    )
     args = parser.parse_args(argv)
-    plan = QUICK if args.quick else FULL
+    plan = PLANS[args.plan]
+    full = args.plan == "full"
     wrk_path = wrk.ensure_wrk()
     figures: dict[str, Any] = {
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "plan": "quick" if args.quick else "full",
+        "plan": args.plan,
         "machine": {"cpus": _cpus(), "platform": platform.platform()},
         "load_generator": _version(wrk_path),
     }
@@ -70,9 +76,9 @@ def main(argv: list[str] | None = None) -> None:
             db.close()
     figures["goals"] = report.goals(figures)
     figures["wall_seconds"] = round(time.monotonic() - started, 1)
-    name = "latest.json" if not args.quick else "quick.json"
+    name = "latest.json" if full else f"{args.plan}.json"
     report.write_json(figures, RESULTS / name)
-    chart.draw(figures, RESULTS / ("chart.png" if not args.quick else "quick.png"))
+    chart.draw(figures, RESULTS / ("chart.png" if full else f"{args.plan}.png"))
     print()
     print(report.render(figures))
     print(f"\n{RESULTS / name} and the chart written in {figures['wall_seconds']:.0f} s")

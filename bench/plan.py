@@ -29,3 +29,15 @@ QUICK = Plan(
     delay_probe_seconds=1.0,
     batch_pairs=2_000,
 )
+# Before/after comparisons of one change: the throughput phases at full size, the rest small.
+AB = Plan(
+    concurrencies=(16, 64),
+    rate_seconds=5,
+    e2e_tasks=5_000,
+    flood_tasks=3_000,
+    idle_probe_seconds=2.0,
+    flood_probe_seconds=5.0,
+    delay_probe_seconds=2.0,
+    batch_pairs=10_000,
+)
+PLANS = {"full": FULL, "quick": QUICK, "ab": AB}
