@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from application.ports import TaskQueue, UnitOfWork
 from domain.priority import Priority
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,5 +45,7 @@ def _probe(check: Callable[[], None]) -> str:
     try:
         check()
     except Exception as error:  # health reports the failure instead of raising it
-        return f"unavailable: {type(error).__name__}: {error}"[:300]
+        # The answer is public: it names the kind of failure, the log keeps hosts and ports.
+        log.warning("health probe failed: %s: %s", type(error).__name__, error)
+        return f"unavailable: {type(error).__name__}"
     return "ok"
