@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
             kwargs={"connections": args.connections, "seconds": args.seconds + 4, "priority": 1},
         )
         load.start()
-        pid = sut.process(TARGETS[args.target]).popen.pid  # type: ignore[union-attr]
+        pid = sut.process(TARGETS[args.target]).pid
         threading.Event().wait(1)  # past the warm-up
         raw = out / f"{args.target}.txt"
         record(pid, args.seconds, raw, args.gil)

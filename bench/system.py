@@ -13,12 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from entrypoints.settings import Settings
-from tests.system.harness import (
-    TEST_SETTINGS,
-    Process,
-    RunningSystem,
-    system_on_postgres_and_redis,
-)
+from tests.processes import ManagedProcess
+from tests.system.harness import TEST_SETTINGS, RunningSystem, system_on_postgres_and_redis
 
 # One line per task in every worker costs real CPU on two cores; both taskman and the bare
 # Celery baseline run at this level so neither pays it.
@@ -39,7 +35,7 @@ class SystemUnderTest:
     def redis_url(self) -> str:
         return self.env["BROKER_URL"]
 
-    def process(self, name: str) -> Process:
+    def process(self, name: str) -> ManagedProcess:
         return self.system.processes[name]
 
     def setting(self, name: str) -> str:

@@ -9,7 +9,7 @@ from bench.baselines import bare_celery, pgbench
 from bench.phases.common import say
 from bench.plan import Plan
 from bench.system import SystemUnderTest
-from tests.system.harness import Process
+from tests.processes import ManagedProcess
 
 BARE_CELERY_DB = 1  # the system's redis-server, another database than taskman's
 
@@ -35,7 +35,7 @@ def pgbench_inserts(sut: SystemUnderTest, plan: Plan) -> dict[str, Any]:
 def bare_celery_throughput(sut: SystemUnderTest, plan: Plan) -> dict[str, Any]:
     broker_url = sut.redis_url.rsplit("/", 1)[0] + f"/{BARE_CELERY_DB}"
     concurrency = sut.setting("WORKER_CONCURRENCY")
-    worker = Process(
+    worker = ManagedProcess(
         "bare-celery",
         [
             sys.executable,
@@ -47,8 +47,8 @@ def bare_celery_throughput(sut: SystemUnderTest, plan: Plan) -> dict[str, Any]:
             f"--loglevel={sut.setting('LOG_LEVEL')}",
         ],
         # Celery's command line reads BROKER_URL from the environment, over the app's own.
-        {**sut.env, "BROKER_URL": broker_url},
-        sut.log_dir,
+        env={**sut.env, "BROKER_URL": broker_url},
+        log_path=sut.log_dir / "bare-celery.log",
     )
     worker.start()
     try:
