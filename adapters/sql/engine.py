@@ -11,7 +11,16 @@ from sqlalchemy.engine import URL, make_url
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
-def create_engine_for(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Engine:
+# As many connections as the API's threadpool runs requests at once (anyio's default limit):
+# with fewer, every request beyond the pool opened a connection and closed it on return, a
+# PostgreSQL backend forked per request. The pool opens connections only when they are needed,
+# so a worker process, which runs one attempt at a time, still holds a single one.
+DEFAULT_POOL_SIZE = 40
+
+
+def create_engine_for(
+    url: str, *, pool_size: int = DEFAULT_POOL_SIZE, max_overflow: int = 10
+) -> Engine:
     """An engine for `postgresql://`, `postgresql+psycopg://` or `sqlite:///path` URLs."""
     parsed = normalised_url(url)
     if parsed.get_backend_name() == "postgresql":
