@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(
         default=None,
         description="Celery broker URL, e.g. redis://localhost:6379/0. "
-        "Unset: an embedded transport that needs no server.",
+        "Unset: kombu's filesystem transport under DATA_DIR, which needs no server.",
     )
     data_dir: Path = Field(
         default=Path("var"),
@@ -86,7 +86,7 @@ class Settings(BaseSettings):
 
     @property
     def resolved_broker_url(self) -> str:
-        return self.broker_url or f"sqla+sqlite:///{self.data_dir / 'broker.db'}"
+        return self.broker_url or f"filesystem://localhost{self.data_dir.resolve() / 'broker'}"
 
     def schedule(self) -> SchedulePolicy:
         return SchedulePolicy(

@@ -1,4 +1,4 @@
-"""The broker adapter: Celery on Redis (or kombu's SQLAlchemy transport when embedded)."""
+"""The broker adapter: Celery on Redis (or kombu's filesystem transport when embedded)."""
 
 from adapters.broker.app import EXECUTE_TASK, QUEUE_NAMES, create_celery_app
 from adapters.broker.queue import CeleryTaskQueue

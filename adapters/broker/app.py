@@ -4,9 +4,13 @@ Built by a factory so that nothing connects (or even exists) at import time."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from urllib.parse import urlsplit
+
 from celery import Celery
 from kombu import Exchange, Queue
 
+from adapters.broker.filesystem import TRANSPORT as FILESYSTEM_TRANSPORT
 from domain.priority import Priority
 
 EXECUTE_TASK = "taskman.execute"
@@ -19,6 +23,7 @@ QUEUE_NAMES = tuple(priority.queue_name for priority in Priority)
 CONNECT_TIMEOUT_SECONDS = 1.0
 # Longer than kombu's 1 s BRPOP poll, so an idle consumer is not mistaken for a dead socket.
 SOCKET_TIMEOUT_SECONDS = 5.0
+EMBEDDED_POLLING_SECONDS = 0.01
 
 
 def create_celery_app(broker_url: str, *, visibility_timeout_seconds: float) -> Celery:
@@ -41,6 +46,8 @@ def create_celery_app(broker_url: str, *, visibility_timeout_seconds: float) -> 
         broker_connection_timeout=CONNECT_TIMEOUT_SECONDS,
         broker_connection_retry_on_startup=True,
         broker_transport_options=_transport_options(broker_url, visibility_timeout_seconds),
+        # An explicit transport wins over the URL's scheme in kombu.
+        broker_transport=FILESYSTEM_TRANSPORT if broker_url.startswith("filesystem://") else None,
         worker_send_task_events=False,
         task_send_sent_event=False,
         enable_utc=True,
@@ -56,8 +63,10 @@ def _transport_options(broker_url: str, visibility_timeout_seconds: float) -> di
         "interval_step": 0.2,
         "interval_max": 0.5,
     }
-    # Only Redis knows these; kombu's SQLAlchemy transport hands every other option to
-    # sqlalchemy.create_engine(), which rejects them.
+    if broker_url.startswith("filesystem://"):
+        options |= _filesystem_options(Path(urlsplit(broker_url).path))
+    # Only Redis knows these (kombu's SQLAlchemy transport, for one, hands every option it does
+    # not know to sqlalchemy.create_engine(), which rejects them).
     if broker_url.startswith(("redis://", "rediss://", "redis+socket://")):
         options |= {
             # Longer than any run, or Redis hands a running task's message to another worker.
@@ -66,3 +75,20 @@ def _transport_options(broker_url: str, visibility_timeout_seconds: float) -> di
             "socket_timeout": SOCKET_TIMEOUT_SECONDS,
         }
     return options
+
+
+def _filesystem_options(folder: Path) -> dict[str, object]:
+    """kombu's filesystem transport, the embedded default: messages are files in `folder`
+    (`filesystem://localhost/some/dir`; kombu takes no path from the URL, only these options).
+
+    Its consumers poll: with prefetch 1 a worker takes at most one message per poll, so the
+    interval bounds each pool's throughput (10 ms: about 100 tasks/s) and adds at most that
+    much latency. See scripts/compare_embedded_brokers.py for why this transport."""
+    for sub in ("messages", "control"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    return {
+        "data_folder_in": str(folder / "messages"),
+        "data_folder_out": str(folder / "messages"),
+        "control_folder": str(folder / "control"),
+        "polling_interval": EMBEDDED_POLLING_SECONDS,
+    }

@@ -42,12 +42,15 @@ class CeleryTaskQueue(TaskQueue):
     def publish(self, dispatches: Sequence[Dispatch]) -> None:
         if not dispatches:
             return
-        with self._broker_errors(), self._producer() as producer, _batch(producer):
+        with self._broker_errors(), self._producer() as producer, _batch(producer, dispatches):
             for dispatch in dispatches:
                 queue = dispatch.priority.queue_name
                 self._app.send_task(
                     EXECUTE_TASK,
                     args=(dispatch.task_id, dispatch.dispatch_no),
+                    # Given, so Celery skips its safe repr of the arguments for every message.
+                    argsrepr=f"({dispatch.task_id}, {dispatch.dispatch_no})",
+                    kwargsrepr="{}",
                     task_id=_message_id(dispatch),
                     producer=producer,
                     queue=queue,
@@ -134,8 +137,9 @@ def _message_id(dispatch: Dispatch) -> str:
     return f"{dispatch.task_id}.{dispatch.dispatch_no}.{uuid.uuid4().hex[:8]}"
 
 
-def _batch(producer: Any) -> Any:
+def _batch(producer: Any, dispatches: Sequence[Dispatch]) -> Any:
     # kombu >= 5.7 pipelines a batch of Redis publishes into one round trip; other transports
-    # (and older kombu) publish one by one.
+    # (and older kombu) publish one by one. A single message (the API's case) goes out
+    # directly: a redis-py pipeline costs more to build than the one command it would carry.
     batch = getattr(producer, "batch", None)
-    return batch() if batch is not None else nullcontext()
+    return batch() if batch is not None and len(dispatches) > 1 else nullcontext()

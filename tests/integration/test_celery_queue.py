@@ -1,5 +1,6 @@
 """The task-queue port on Celery, against the real Redis (a database of the test's own, or a
-redis-server of its own where it must go down) and kombu's embedded SQLAlchemy transport."""
+redis-server of its own where it must go down) and kombu's filesystem transport, the embedded
+default."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import redis
 from celery import Celery
 
 from adapters.broker import EXECUTE_TASK, CeleryTaskQueue, create_celery_app
+from adapters.broker.filesystem import AtomicFilesystemTransport
 from application.ports import Dispatch, QueueUnavailable
 from domain.priority import Priority
 from domain.task import TaskStatus
@@ -108,16 +110,28 @@ def test_consumers_counts_the_workers_of_each_queue(tmp_path: Path) -> None:
 
 
 def test_the_embedded_transport_publishes_and_counts(tmp_path: Path) -> None:
-    queue = CeleryTaskQueue(app_for(f"sqla+sqlite:///{tmp_path / 'broker.db'}"))
+    queue = CeleryTaskQueue(app_for(f"filesystem://localhost{tmp_path / 'broker'}"))
     queue.publish([Dispatch(1, 1, Priority.MEDIUM), Dispatch(2, 1, Priority.MEDIUM)])
 
     assert queue.pending(Priority.MEDIUM) == 2
     assert queue.pending(Priority.LOW) == 0
-    assert queue.consumers() == {}, "no broadcast on this transport: unknown, not zero"
+    assert queue.consumers() == dict.fromkeys(Priority, 0)
+
+
+def test_the_embedded_transport_writes_each_message_whole_before_it_is_visible(
+    tmp_path: Path,
+) -> None:
+    app = app_for(f"filesystem://localhost{tmp_path / 'broker'}")
+    with app.connection_for_write() as connection:
+        assert isinstance(connection.transport, AtomicFilesystemTransport)
+    CeleryTaskQueue(app).publish([Dispatch(7, 3, Priority.HIGH)])
+    (message,) = (tmp_path / "broker" / "messages").iterdir()
+    assert message.name.endswith(".high.msg")
+    assert json.loads(message.read_text())["headers"]["argsrepr"] == "(7, 3)"
 
 
 def test_a_worker_on_the_embedded_transport_runs_a_task(tmp_path: Path) -> None:
-    embedded = f"sqla+sqlite:///{tmp_path / 'broker.db'}"
+    embedded = f"filesystem://localhost{tmp_path / 'broker'}"
     with celery_stack(tmp_path, broker_url=embedded) as stack:
         stack.worker("high")
 
@@ -125,3 +139,9 @@ def test_a_worker_on_the_embedded_transport_runs_a_task(tmp_path: Path) -> None:
         assert task.id is not None
         (done,) = stack.wait_finished([task.id], timeout=15)
         assert done.status is TaskStatus.SUCCESS and done.result == 4
+        # The filesystem transport broadcasts too, so /health can count the workers.
+        assert CeleryTaskQueue(stack.container.celery_app()).consumers() == {
+            Priority.HIGH: 1,
+            Priority.MEDIUM: 0,
+            Priority.LOW: 0,
+        }
