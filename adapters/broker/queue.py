@@ -70,15 +70,18 @@ class CeleryTaskQueue(TaskQueue):
             return int(declared.message_count)
 
     def consumers(self) -> Mapping[Priority, int]:
-        """Counted from the workers' answers to a broadcast, cached for a few seconds; the broker
-        is asked on every call all the same, so an outage shows at once.
+        """Counted from the workers' answers to a broadcast. A full answer (every queue has a
+        worker) is cached for a few seconds; a short one is not, so a pool that was starting or
+        has come back shows at once. The broker is asked on every call all the same, so an outage
+        shows at once too.
 
-        Transports without broadcast (kombu's SQLAlchemy transport, the embedded default) cannot
-        ask workers anything: the answer is then empty, meaning "unknown", not "no workers"."""
+        Transports without broadcast (kombu's SQLAlchemy transport, say) cannot ask workers
+        anything: the answer is then empty, meaning "unknown", not "no workers". Redis and the
+        filesystem transport of the embedded default both broadcast."""
         self.pending(Priority.HIGH)  # raises QueueUnavailable if the broker is down
         with self._consumers_lock:
             fresh = time.monotonic() - self._consumers_at < CONSUMERS_CACHE_SECONDS
-            if self._consumers is None or not fresh:
+            if self._consumers is None or not fresh or not all(self._consumers.values()):
                 self._consumers = self._ask_workers()
                 self._consumers_at = time.monotonic()
             return dict(self._consumers)
