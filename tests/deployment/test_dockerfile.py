@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,34 @@ def test_has_a_healthcheck_and_serves_the_api_by_default() -> None:
 
 def test_installs_no_dev_dependencies() -> None:
     assert not any("[dev]" in run or ".[" in run for run in instructions("RUN"))
+
+
+def test_the_image_s_install_ships_every_module_and_migration(tmp_path: Path) -> None:
+    """The image runs `pip install .`, not the source tree: its wheel must hold every module of
+    the four packages, the Alembic revisions included, or `migrate` fails only in production."""
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--quiet",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert build.returncode == 0, build.stderr
+    (wheel,) = tmp_path.glob("taskman-*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    sources = {
+        str(path.relative_to(ROOT))
+        for package in ("domain", "application", "adapters", "entrypoints")
+        for path in (ROOT / package).rglob("*.py")
+        if "__pycache__" not in path.parts
+    }
+    assert sources <= shipped, sorted(sources - shipped)
