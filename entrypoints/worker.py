@@ -24,6 +24,8 @@ from entrypoints.container import Container
 
 log = logging.getLogger("taskman.worker")
 
+CPU_NICENESS = {Priority.HIGH: 0, Priority.MEDIUM: 5, Priority.LOW: 10}
+
 
 def parse_priority(value: str) -> Priority:
     for priority in Priority:
@@ -72,6 +74,10 @@ def main(argv: list[str] | None = None) -> None:
     container = Container()
     settings = container.settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # the embedded defaults live there
+    # Separate queues and pools keep low-priority work from occupying high-priority workers,
+    # but on a busy machine they still share the CPUs: a lower scheduling priority (inherited
+    # by the forked pool) lets the kernel run high-priority attempts first.
+    os.nice(CPU_NICENESS[priority])
     app = container.celery_app()
     register_tasks(app, container, priority)
     app.worker_main(
