@@ -40,4 +40,15 @@ AB = Plan(
     delay_probe_seconds=2.0,
     batch_pairs=10_000,
 )
-PLANS = {"full": FULL, "quick": QUICK, "ab": AB}
+# Before/after comparisons of a change to priority isolation: the flood at full size.
+FLOOD = Plan(
+    concurrencies=(16,),
+    rate_seconds=2,
+    e2e_tasks=500,
+    flood_tasks=20_000,
+    idle_probe_seconds=5.0,
+    flood_probe_seconds=20.0,
+    delay_probe_seconds=1.0,
+    batch_pairs=1_000,
+)
+PLANS = {"full": FULL, "quick": QUICK, "ab": AB, "flood": FLOOD}
