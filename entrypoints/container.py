@@ -46,6 +46,7 @@ class Container(containers.DeclarativeContainer):
         create_celery_app,
         broker_url=settings.provided.resolved_broker_url,
         visibility_timeout_seconds=settings.provided.visibility_timeout_seconds,
+        attempt_time_limit_seconds=settings.provided.lease_seconds,
     )
     queue = providers.ThreadSafeSingleton(CeleryTaskQueue, celery_app)
     arithmetic = providers.ThreadSafeSingleton(

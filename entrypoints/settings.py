@@ -51,8 +51,8 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(
         default=60.0,
         gt=0,
-        description="How long a running attempt may take before it is "
-        "presumed lost and the task runs again.",
+        description="How long a running attempt may take: one still running near the end is "
+        "interrupted and counts as a failed attempt; a lost one runs again after it.",
     )
     dispatcher_poll_seconds: float = Field(
         default=0.1, gt=0, description="Longest pause between two dispatcher rounds."

@@ -26,7 +26,21 @@ SOCKET_TIMEOUT_SECONDS = 5.0
 EMBEDDED_POLLING_SECONDS = 0.01
 
 
-def create_celery_app(broker_url: str, *, visibility_timeout_seconds: float) -> Celery:
+# How long before its lease runs out an overlong attempt is interrupted, so that it can still
+# record its failure while it holds the claim.
+SOFT_LIMIT_MARGIN_SECONDS = 2.0
+
+
+def create_celery_app(
+    broker_url: str,
+    *,
+    visibility_timeout_seconds: float,
+    attempt_time_limit_seconds: float | None = None,
+) -> Celery:
+    """`attempt_time_limit_seconds` is the lease: an attempt still running when its lease is
+    about to run out raises SoftTimeLimitExceeded (a failed attempt, retried with backoff) and is
+    killed when it runs out, so a slow attempt never runs on beside the one the dispatcher starts
+    after the lease."""
     app = Celery("taskman", broker=broker_url, set_as_current=False)
     app.conf.update(
         task_serializer="json",
@@ -52,6 +66,14 @@ def create_celery_app(broker_url: str, *, visibility_timeout_seconds: float) -> 
         task_send_sent_event=False,
         enable_utc=True,
     )
+    if attempt_time_limit_seconds is not None:
+        app.conf.update(
+            task_time_limit=attempt_time_limit_seconds,
+            task_soft_time_limit=max(
+                attempt_time_limit_seconds - SOFT_LIMIT_MARGIN_SECONDS,
+                attempt_time_limit_seconds / 2,
+            ),
+        )
     return app
 
 
