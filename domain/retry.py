@@ -29,6 +29,7 @@ class RetryPolicy:
             raise ValueError("jitter must be within [0, 1]")
 
     def backoff(self, attempt: int) -> timedelta:
-        exponential = self.backoff_base * (1 << max(attempt - 1, 0))
-        capped = min(exponential, self.backoff_cap)
+        # Compared as a float of seconds, since a timedelta of base * 2**60 would overflow.
+        exponential = self.backoff_base.total_seconds() * 2.0 ** min(max(attempt - 1, 0), 1000)
+        capped = timedelta(seconds=min(exponential, self.backoff_cap.total_seconds()))
         return capped * (1.0 - self.jitter * self.random())

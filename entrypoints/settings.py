@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     delay_medium_seconds: float = Field(default=5.0, ge=0, description="Start delay of priority 2.")
     delay_low_seconds: float = Field(default=10.0, ge=0, description="Start delay of priority 3.")
 
-    max_attempts: int = Field(default=3, ge=1, description="Attempts before a task fails.")
+    max_attempts: int = Field(default=3, ge=1, le=100, description="Attempts before a task fails.")
     retry_backoff_base_seconds: float = Field(
         default=1.0, ge=0, description="Wait after the first failed attempt; doubles each time."
     )

@@ -205,3 +205,8 @@ def test_an_expired_lease_on_the_last_attempt_fails_the_task() -> None:
     task.expire_lease(EPOCH + LEASE)
     assert task.status is TaskStatus.FAILED
     assert task.error_message == LEASE_EXPIRED_MESSAGE
+
+
+def test_backoff_stays_at_the_cap_however_many_attempts() -> None:
+    policy = RetryPolicy(backoff_cap=timedelta(minutes=5), jitter=0.0)
+    assert [policy.backoff(n) for n in (48, 60, 10_000)] == [timedelta(minutes=5)] * 3
