@@ -94,7 +94,7 @@ def health_unavailable_response() -> dict[int | str, Any]:
         "Service Unavailable",
         "broker unavailable",
         database="ok",
-        broker="unavailable: ConnectionError: Error 111 connecting to localhost:6379",
+        broker="unavailable: QueueUnavailable",
         workers=None,
     )
     return {

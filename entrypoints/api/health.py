@@ -34,7 +34,6 @@ async def health(
     broker_ok = report.broker == "ok"
     workers = workers_by_queue(report.consumers) if broker_ok else None
     if report.healthy:
-        assert workers is not None
         return HealthOut(
             status="ok", database=report.database, broker=report.broker, workers=workers
         )

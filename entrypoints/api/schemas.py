@@ -152,7 +152,11 @@ class TaskPageOut(BaseModel):
     offset: int
 
 
-def workers_by_queue(consumers: dict[Priority, int]) -> dict[str, int]:
+def workers_by_queue(consumers: dict[Priority, int]) -> dict[str, int] | None:
+    """None (unknown) when the broker could not say: a transport without broadcast answers
+    nothing at all, which is not the same as no workers."""
+    if not consumers:
+        return None
     return {p.queue_name: consumers.get(p, 0) for p in Priority}
 
 
@@ -176,7 +180,9 @@ class HealthOut(BaseModel):
     status: str = Field(description='"ok"')
     database: str
     broker: str
-    workers: dict[str, int] = Field(description=_WORKERS_DESCRIPTION)
+    workers: dict[str, int] | None = Field(
+        description=_WORKERS_DESCRIPTION + " Null if the broker cannot tell."
+    )
 
 
 class HealthProblem(Problem):
