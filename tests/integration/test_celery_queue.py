@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import base64
 import json
+import multiprocessing
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -144,3 +146,26 @@ def test_a_worker_on_the_embedded_transport_runs_a_task(tmp_path: Path) -> None:
             Priority.MEDIUM: 0,
             Priority.LOW: 0,
         }
+
+
+def _drain(broker_url: str) -> list[str]:
+    """One consumer process taking messages off the low queue until it is empty."""
+    taken = []
+    with app_for(broker_url).connection_for_read() as connection:
+        channel = connection.default_channel
+        while (message := channel.basic_get("low", no_ack=True)) is not None:
+            taken.append(message.headers["argsrepr"])
+    return taken
+
+
+def test_consumers_sharing_the_embedded_folder_take_each_message_once(tmp_path: Path) -> None:
+    # Processes, not threads: kombu's own transport, moving messages across filesystems, was
+    # seen handing one message to two of four consumer processes, and failing others.
+    url = f"filesystem://localhost{tmp_path / 'broker'}"
+    CeleryTaskQueue(app_for(url)).publish([Dispatch(i, 1, Priority.LOW) for i in range(300)])
+
+    with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("fork")) as consumers:
+        drained = [m for batch in consumers.map(_drain, [url] * 4) for m in batch]
+
+    assert sorted(drained) == sorted(f"({i}, 1)" for i in range(300))
+    assert list((tmp_path / "broker" / "messages").iterdir()) == []
