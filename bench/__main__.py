@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     plan = PLANS[args.plan]
     full = args.plan == "full"
-    wrk_path = wrk.ensure_wrk()
+    wrk_path = wrk.wrk_path()
     figures: dict[str, Any] = {
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "plan": args.plan,
@@ -88,7 +88,9 @@ def _cpus() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def _version(wrk_path: str) -> str:
+def _version(wrk_path: str | None) -> str:
+    if wrk_path is None:
+        return "python fallback generator (wrk unavailable)"
     completed = subprocess.run([wrk_path, "--version"], capture_output=True, text=True)
     return (completed.stdout or completed.stderr).split("[")[0].strip() or "wrk"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -9,6 +10,8 @@ import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench.loadgen import pyload
 
 SCRIPT = Path(__file__).with_name("create_task.lua")
 CREATE_PATH = "/api/v1/tasks"
@@ -28,8 +31,9 @@ class WrkRun:
     output: str
 
 
-def ensure_wrk() -> str:
-    """wrk's path, installing the Debian package first if it is missing and we may."""
+def ensurewrk_path() -> str | None:
+    """wrk's path, installing the Debian package first if it is missing and we may; None if it
+    cannot be had (the Python fallback generator is then used, and the bench says so)."""
     found = shutil.which("wrk")
     if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
         print("wrk is missing: installing the Debian package `wrk`", flush=True)
@@ -42,12 +46,14 @@ def ensure_wrk() -> str:
             subprocess.run(["apt-get", "install", "-y", "wrk"], check=False, capture_output=True)
             found = shutil.which("wrk")
     if found is None:
-        raise RuntimeError("wrk is not installed and could not be installed (apt-get install wrk)")
+        print("wrk unavailable: falling back to the Python generator (a lower ceiling)")
     return found
 
 
 def run_for(base_url: str, *, connections: int, seconds: float, priority: int) -> WrkRun:
     """Create tasks for `seconds` over `connections` keep-alive connections."""
+    if wrk_path() is None:
+        return _fallback(base_url, connections, seconds, priority, count=0)
     argv = _argv(base_url, connections, seconds, priority, limit_per_thread=0)
     completed = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     if completed.returncode != 0:
@@ -63,6 +69,8 @@ def run_count(
     Each thread stops after its share of responses; requests still in flight on a stopped
     thread's other connections may yet create a few tasks more, so callers count tasks in the
     database, not here."""
+    if wrk_path() is None:
+        return _fallback(base_url, connections, timeout, priority, count=count)
     threads = min(MAX_THREADS, connections)
     per_thread = -(-count // threads)
     argv = _argv(base_url, connections, timeout, priority, limit_per_thread=per_thread)
@@ -112,7 +120,7 @@ def _argv(
     base_url: str, connections: int, seconds: float, priority: int, limit_per_thread: int
 ) -> list[str]:
     return [
-        ensure_wrk(),
+        str(wrk_path()),
         f"--threads={min(MAX_THREADS, connections)}",
         f"--connections={connections}",
         f"--duration={max(1, round(seconds))}s",
@@ -124,3 +132,22 @@ def _argv(
         str(priority),
         str(limit_per_thread),
     ]
+
+
+@functools.cache
+def wrk_path() -> str | None:
+    return ensurewrk_path()
+
+
+def _fallback(base_url: str, connections: int, seconds: float, priority: int, count: int) -> WrkRun:
+    requests, elapsed, latencies, errors = pyload.run(
+        base_url, connections=connections, seconds=seconds, priority=priority, count=count
+    )
+    return WrkRun(
+        requests=requests,
+        seconds=elapsed,
+        per_s=requests / elapsed,
+        latency_ms=pyload.summary(latencies),
+        errors=errors,
+        output="python fallback generator",
+    )
