@@ -97,9 +97,6 @@ def test_compose_environment_is_settings_and_valid(compose: dict[str, Any]) -> N
         assert environment["BROKER_URL"].startswith("redis://"), name
         settings = Settings(_env_file=None, **{k.lower(): v for k, v in environment.items()})
         assert settings.database_url == environment["DATABASE_URL"]
-    required = {n.upper() for n, f in Settings.model_fields.items() if f.is_required()}
-    for name in APP_SERVICES:
-        assert required <= set(services(compose)[name]["environment"]), name
 
 
 def test_env_example_names_only_settings_or_compose_variables(compose: dict[str, Any]) -> None:

@@ -6,19 +6,17 @@ import os
 import signal
 import socket
 import sys
-import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 
 from tests.commands import MIGRATE, procfile
+from tests.integration.databases import PostgresDatabases, connect_admin
 from tests.processes import ManagedProcess, free_port, wait_until
 
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 FINISHED = {"success", "failed", "cancelled"}
 
 # Fast enough for tests, production-like where the tests measure it (the priority delays).
@@ -107,14 +105,12 @@ class RunningSystem:
 
 @contextmanager
 def postgres_database() -> Iterator[str]:
-    name = f"taskman_sys_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+    """An empty database of the test's own (the system's `migrate` process builds the schema)."""
+    databases = PostgresDatabases(connect_admin())
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        yield databases.create(migrated=False)
     finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        databases.drop_all()
 
 
 @contextmanager
