@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# `make run` needs only the runtime and honcho, not the test, lint and bench tools.
+RUN_STAMP := $(VENV)/.run-stamp
 
 .PHONY: install run migrate lint unit-test integration-test deploy-check si-test test bench clean
 
@@ -12,7 +14,13 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(RUN_STAMP)
+
+$(RUN_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[run]'
+	touch $(RUN_STAMP)
 
 # The whole system in the foreground: API on $$PORT (default 8000), one worker per priority queue,
 # the dispatcher; logs prefixed and interleaved; Ctrl-C stops them all. Without DATABASE_URL /
@@ -21,7 +29,7 @@ run: migrate
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start --procfile Procfile --port $${PORT:-8000}
 
 # Every Alembic migration not yet applied, on DATABASE_URL (unset: the SQLite file var/taskman.db).
-migrate: $(STAMP)
+migrate: $(RUN_STAMP)
 	$(BIN)/python -m entrypoints.migrate
 
 lint: $(STAMP)
