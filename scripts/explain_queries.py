@@ -161,8 +161,23 @@ def measure(engine: Engine, now: datetime) -> None:
         uow.tasks.next_start_after(now - timedelta(seconds=30))
     report("dispatcher: next_start_after", engine, log)
     with uow:
-        uow.tasks.published_before(Priority.MEDIUM, now - timedelta(seconds=30), 500)
-    report("dispatcher: published_before (500)", engine, log)
+        uow.tasks.lost_messages(
+            Priority.MEDIUM,
+            waiting=0,
+            counted_at=now,
+            published_before=now - timedelta(seconds=30),
+            limit=500,
+        )
+    report("dispatcher: lost_messages, empty queue (500)", engine, log)
+    with uow:
+        uow.tasks.lost_messages(
+            Priority.MEDIUM,
+            waiting=2_000,
+            counted_at=now,
+            published_before=now - timedelta(seconds=30),
+            limit=500,
+        )
+    report("dispatcher: lost_messages, 2000 messages waiting (500)", engine, log)
     with uow:
         uow.tasks.expired_leases(now, 500)
     report("dispatcher: expired_leases (500)", engine, log)

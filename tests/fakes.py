@@ -102,13 +102,37 @@ class InMemoryTaskRepository(TaskRepository):
             lambda t: t.is_due(now) and t.published_at is None, lambda t: t.scheduled_for, limit
         )
 
-    def published_before(self, priority: Priority, before: datetime, limit: int) -> list[Task]:
+    def lost_messages(
+        self,
+        priority: Priority,
+        *,
+        waiting: int,
+        counted_at: datetime,
+        published_before: datetime,
+        limit: int,
+    ) -> list[Task]:
+        published = sorted(
+            (
+                t.published_at
+                for t in self._all()
+                if t.status is TaskStatus.QUEUED
+                and t.priority is priority
+                and t.published_at is not None
+                and t.published_at <= counted_at
+            ),
+            reverse=True,
+        )
+        if waiting > len(published):
+            return []  # every one of them may still have its message on the queue
+        # Strictly older than the oldest message presumed waiting (ties count as waiting).
+        bound = min(published_before, published[waiting - 1]) if waiting else published_before
         return self._select(
             lambda t: (
                 t.status is TaskStatus.QUEUED
                 and t.priority is priority
                 and t.published_at is not None
-                and t.published_at < before
+                and t.published_at <= counted_at
+                and t.published_at < bound
             ),
             lambda t: t.published_at,
             limit,

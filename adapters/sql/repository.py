@@ -78,17 +78,37 @@ class SqlTaskRepository(TaskRepository):
         )
         return self._tasks(_locked(query))
 
-    def published_before(self, priority: Priority, before: datetime, limit: int) -> list[Task]:
-        query = (
-            select(tasks)
-            .where(
-                PUBLISHED_AND_QUEUED,
-                tasks.c.priority == int(priority),
-                tasks.c.published_at < before,
-            )
-            .order_by(tasks.c.published_at)
-            .limit(limit)
+    def lost_messages(
+        self,
+        priority: Priority,
+        *,
+        waiting: int,
+        counted_at: datetime,
+        published_before: datetime,
+        limit: int,
+    ) -> list[Task]:
+        # One statement, both parts on ix_tasks_published_queued (priority, published_at): the
+        # subquery walks it backwards from `counted_at` to the oldest message presumed waiting
+        # (`waiting` entries), the outer query forwards from the oldest publication.
+        considered = (
+            PUBLISHED_AND_QUEUED,
+            tasks.c.priority == int(priority),
+            tasks.c.published_at <= counted_at,
         )
+        conditions = [*considered, tasks.c.published_at < published_before]
+        if waiting > 0:
+            # NULL when fewer tasks than messages: then no row qualifies, as it should. The
+            # subquery locks nothing, so rows another dispatcher holds still count as waiting.
+            oldest_waiting = (
+                select(tasks.c.published_at)
+                .where(*considered)
+                .order_by(tasks.c.published_at.desc())
+                .offset(waiting - 1)
+                .limit(1)
+                .scalar_subquery()
+            )
+            conditions.append(tasks.c.published_at < oldest_waiting)
+        query = select(tasks).where(*conditions).order_by(tasks.c.published_at).limit(limit)
         return self._tasks(_locked(query))
 
     def expired_leases(self, now: datetime, limit: int) -> list[Task]:

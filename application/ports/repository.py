@@ -48,9 +48,30 @@ class TaskRepository(Protocol):
         locked against other dispatchers until the unit of work ends; rows another dispatcher
         holds are skipped, never waited for."""
 
-    def published_before(self, priority: Priority, before: datetime, limit: int) -> list[Task]:
-        """Queued tasks of that priority whose message was published before `before`, locked
-        and skipped like `due_for_dispatch`."""
+    def lost_messages(
+        self,
+        priority: Priority,
+        *,
+        waiting: int,
+        counted_at: datetime,
+        published_before: datetime,
+        limit: int,
+    ) -> list[Task]:
+        """Queued tasks of that priority whose message the broker no longer holds, oldest
+        publication first, at most `limit`, locked and skipped like `due_for_dispatch`.
+
+        `waiting` is how many messages the priority's queue held when counted at `counted_at`.
+        Queues are FIFO, so those messages belong to the tasks published last. Among the queued,
+        published tasks of the priority published at or before `counted_at`, the `waiting` most
+        recently published are presumed still on the queue (and every one published at the same
+        instant as the oldest of them: the order within one instant is unknown); each of the
+        others that was published before `published_before` lost its message. With `waiting`
+        0 that is every one published before `published_before`.
+
+        The promise is conservative: a message on the queue that belongs to no such task (a
+        duplicate, a stale one after a priority change, a cancelled task's) only makes the
+        answer smaller. The rows presumed waiting are ranked whether or not another dispatcher
+        holds them; only the rows returned are locked."""
 
     def expired_leases(self, now: datetime, limit: int) -> list[Task]:
         """Running tasks whose lease ran out, locked and skipped like `due_for_dispatch`."""

@@ -21,8 +21,13 @@ class DispatchDue:
 
     1. Running tasks whose lease expired go back to queued (or fail if that was their last
        attempt): their worker is gone.
-    2. Queued tasks published more than `lost_after` ago while their priority's queue is empty
-       lost their message (broker restarted or wiped): they get a new dispatch number.
+    2. Queued tasks whose message is gone (broker restarted or wiped, or a worker took it and
+       could not reach the store) get a new dispatch number. Queues are FIFO, so the Q messages
+       waiting on a priority's queue belong to its Q most recently published tasks; a queued
+       task of that priority published before them, and more than `lost_after` ago, lost its
+       message. Extra messages on a queue (duplicates, stale or cancelled tasks' messages) only
+       make the count more conservative, so a long backlog of live messages is never
+       republished.
     3. Queued, unpublished tasks whose start time has come are published, at most `batch_size`.
 
     Several dispatchers may run at once: every selection skips rows another one holds."""
@@ -61,19 +66,25 @@ class DispatchDue:
         return len(tasks)
 
     def _requeue_lost_messages(self) -> int:
-        now = self._clock.now()
         requeued = 0
         for priority in Priority:
-            # A message still waiting on the queue cannot be told apart from a lost one, so only
-            # an empty queue proves that an overdue task's message is gone.
-            if self._queue.pending(priority) > 0:
-                continue
+            # The time is read before the count: a task published after the count is not ranked
+            # among those whose messages were counted. (A publication recorded before the count
+            # but pushed just after it is a window of a round trip: at worst as many of the
+            # oldest waiting messages are taken for lost and republished once, which runs
+            # nothing twice.)
+            counted_at = self._clock.now()
+            waiting = self._queue.pending(priority)
             with self._uow:
-                tasks = self._uow.tasks.published_before(
-                    priority, now - self._lost_after, self._batch_size
+                tasks = self._uow.tasks.lost_messages(
+                    priority,
+                    waiting=waiting,
+                    counted_at=counted_at,
+                    published_before=counted_at - self._lost_after,
+                    limit=self._batch_size,
                 )
                 for task in tasks:
-                    task.republish_lost(now)
+                    task.republish_lost(counted_at)
                     self._uow.tasks.save(task)
                 self._uow.commit()
             requeued += len(tasks)

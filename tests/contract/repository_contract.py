@@ -158,17 +158,61 @@ class TaskRepositoryContract:
         assert [t.id for t in due] == [due_early.id, due_late.id]
         assert [t.id for t in limited] == [due_early.id]
 
-    def test_published_before_finds_overdue_queued_messages_of_one_priority(
+    def test_lost_messages_are_queued_tasks_of_one_priority_published_before_the_waiting_ones(
         self, uow: UnitOfWork
     ) -> None:
-        old, recent, other_priority = single(), single(), single(priority=Priority.LOW)
-        old.mark_published(NOW)
-        recent.mark_published(NOW + timedelta(seconds=50))
-        other_priority.mark_published(NOW)
-        added(uow, old, recent, other_priority)
+        def published(seconds: float, priority: Priority = Priority.MEDIUM) -> Task:
+            task = single(priority=priority)
+            task.mark_published(NOW + timedelta(seconds=seconds))
+            return task
+
+        t0, t1, t2, t3, t4 = (published(s) for s in range(5))
+        after_count = published(20)
+        other_priority, unpublished, cancelled = published(0, Priority.LOW), single(), published(0)
+        cancelled.cancel(NOW)
+        added(uow, t4, t2, t0, t3, t1, after_count, other_priority, unpublished, cancelled)
+
+        def lost(waiting: int, before: float = 60, limit: int = 10) -> list[int | None]:
+            with uow:
+                found = uow.tasks.lost_messages(
+                    Priority.MEDIUM,
+                    waiting=waiting,
+                    counted_at=NOW + timedelta(seconds=10),
+                    published_before=NOW + timedelta(seconds=before),
+                    limit=limit,
+                )
+            return [t.id for t in found]
+
+        # An empty queue: every task published before the deadline, oldest first.
+        assert lost(0) == [t0.id, t1.id, t2.id, t3.id, t4.id]
+        assert lost(0, before=2.5) == [t0.id, t1.id, t2.id]
+        # Two messages waiting belong to the two tasks published last before the count (t3,
+        # t4; not the one published after it); the others lost theirs.
+        assert lost(2) == [t0.id, t1.id, t2.id]
+        assert lost(2, before=1.5) == [t0.id, t1.id]
+        assert lost(2, limit=2) == [t0.id, t1.id]
+        assert lost(4) == [t0.id]
+        # As many messages as tasks, or more (duplicates, stale ones): none is lost.
+        assert lost(5) == []
+        assert lost(50) == []
+
+    def test_lost_messages_count_a_task_published_with_the_oldest_waiting_one_as_waiting(
+        self, uow: UnitOfWork
+    ) -> None:
+        first, second, third = single(), single(), single()
+        first.mark_published(NOW)
+        second.mark_published(NOW + timedelta(seconds=1))
+        third.mark_published(NOW + timedelta(seconds=1))  # the same instant: order unknown
+        added(uow, first, second, third)
         with uow:
-            lost = uow.tasks.published_before(Priority.MEDIUM, NOW + timedelta(seconds=30), 10)
-        assert [t.id for t in lost] == [old.id]
+            found = uow.tasks.lost_messages(
+                Priority.MEDIUM,
+                waiting=1,
+                counted_at=NOW + timedelta(seconds=5),
+                published_before=NOW + timedelta(seconds=5),
+                limit=10,
+            )
+        assert [t.id for t in found] == [first.id]
 
     def test_expired_leases_are_running_tasks_past_their_lease(self, uow: UnitOfWork) -> None:
         expired, alive = single(), single()

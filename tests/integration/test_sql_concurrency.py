@@ -118,7 +118,13 @@ def _due(uow: SqlUnitOfWork, limit: int) -> list[Task]:
 
 
 def _lost(uow: SqlUnitOfWork, limit: int) -> list[Task]:
-    return uow.tasks.published_before(Priority.HIGH, NOW + timedelta(seconds=60), limit)
+    return uow.tasks.lost_messages(
+        Priority.HIGH,
+        waiting=0,
+        counted_at=NOW + timedelta(seconds=60),
+        published_before=NOW + timedelta(seconds=60),
+        limit=limit,
+    )
 
 
 def _expired(uow: SqlUnitOfWork, limit: int) -> list[Task]:
@@ -135,7 +141,7 @@ def _running(task: Task) -> None:
 
 SELECTIONS: dict[str, tuple[Callable[[SqlUnitOfWork, int], list[Task]], Callable[[Task], None]]] = {
     "due_for_dispatch": (_due, lambda task: None),
-    "published_before": (_lost, _published),
+    "lost_messages": (_lost, _published),
     "expired_leases": (_expired, _running),
 }
 

@@ -247,6 +247,51 @@ def test_overdue_messages_still_on_a_busy_queue_are_not_duplicated(core: Core) -
     assert len(core.queue.published) == 1
 
 
+def test_a_lost_message_is_republished_while_the_queue_keeps_receiving_new_ones(
+    core: Core,
+) -> None:
+    ids = []
+    for i in range(10):
+        ids.append(create(core, i, 1, Priority.HIGH))
+        core.clock.advance(0.01)
+    # A worker took the oldest message while the store was down, and Celery acknowledged it.
+    lost = core.queue.waiting.pop(0)
+    assert lost.task_id == ids[0]
+    republished = 0
+    for i in range(10, 30):  # workers lag behind: the queue never empties
+        core.clock.advance(LOST_AFTER.total_seconds() / 10)
+        ids.append(create(core, i, 1, Priority.HIGH))
+        report = core.dispatch_due.execute()
+        republished += report.republished_lost
+        assert core.queue.pending(Priority.HIGH) > 0
+    assert republished == 1
+    assert [d for d in core.queue.published if d.task_id == ids[0]] == [
+        Dispatch(ids[0], 1, Priority.HIGH),
+        Dispatch(ids[0], 2, Priority.HIGH),
+    ]
+    core.deliver()
+    assert [core.uow.stored(i).result for i in ids] == [i + 1 for i in range(30)]
+    assert core.arithmetic.calls == 30
+
+
+def test_a_long_backlog_of_live_messages_is_never_republished(core: Core) -> None:
+    ids = []
+    for i in range(200):  # no worker for five times `lost_after`, tasks still arriving
+        ids.append(create(core, i, 1, Priority.HIGH))
+        if i % 10 == 0:  # cancelled and re-prioritised tasks leave extra messages behind
+            core.cancel_task.execute(create(core, priority=Priority.HIGH))
+            moved = create(core, priority=Priority.HIGH)
+            core.change_priority.execute(
+                ChangePriorityRequest(task_id=moved, priority=Priority.MEDIUM)
+            )
+        core.clock.advance(LOST_AFTER.total_seconds() / 40)
+        assert core.dispatch_due.execute().republished_lost == 0
+    assert len({d.task_id for d in core.queue.published}) == len(core.queue.published) - 20
+    assert core.queue.pending(Priority.HIGH) == 200 + 20 + 20
+    core.deliver()
+    assert all(core.uow.stored(i).status is TaskStatus.SUCCESS for i in ids)
+
+
 def test_a_lost_worker_s_task_runs_again_with_the_lost_attempt_counted(core: Core) -> None:
     task_id = create(core, 6, 7, Priority.HIGH)
     (dispatch,) = core.queue.take()
