@@ -99,8 +99,20 @@ class InMemoryTaskRepository(TaskRepository):
 
     def due_for_dispatch(self, now: datetime, limit: int) -> list[Task]:
         return self._select(
-            lambda t: t.is_due(now) and t.published_at is None, lambda t: t.scheduled_for, limit
+            lambda t: t.is_due(now) and t.published_at is None,
+            lambda t: (t.priority, t.scheduled_for),
+            limit,
         )
+
+    def save_published(self, tasks: Sequence[Task]) -> None:
+        assert len({t.published_at for t in tasks}) <= 1, "marked published at one instant"
+        for task in tasks:  # nothing is locked here: check each version, as `save` does
+            assert task.id is not None
+            stored = self._current(task.id)
+            if stored is None or stored.version != task.version:
+                raise ConcurrentModification(f"task {task.id} changed since it was read")
+        for task in tasks:
+            self.save(task)
 
     def lost_messages(
         self,

@@ -1,7 +1,8 @@
-"""TaskRepository on SQLAlchemy Core: one statement, one round trip, per call."""
+"""TaskRepository on SQLAlchemy Core: one statement, one round trip, per call unless noted."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, Select, bindparam, func, insert, select, update
@@ -21,6 +22,15 @@ _SAVE = (
     update(tasks)
     .where(tasks.c.id == bindparam("expected_id"), tasks.c.version == bindparam("expected_version"))
     .values(version=tasks.c.version + 1)
+)
+
+# The publication of a dispatcher round's tasks. Their rows are locked by the selection (FOR
+# UPDATE on PostgreSQL, the write lock SQLite's BEGIN IMMEDIATE takes), so the version cannot
+# have moved: the row count, checked against the rows still awaiting publication, suffices.
+_SAVE_PUBLISHED = (
+    update(tasks)
+    .where(tasks.c.id.in_(bindparam("ids", expanding=True)), AWAITING_PUBLICATION)
+    .values(published_at=bindparam("published"), version=tasks.c.version + 1)
 )
 
 
@@ -70,13 +80,42 @@ class SqlTaskRepository(TaskRepository):
         return TaskPage(items=items, total=total)
 
     def due_for_dispatch(self, now: datetime, limit: int) -> list[Task]:
-        query = (
-            select(tasks)
-            .where(AWAITING_PUBLICATION, tasks.c.scheduled_for <= now)
-            .order_by(tasks.c.scheduled_for)
-            .limit(limit)
-        )
-        return self._tasks(_locked(query))
+        # One statement per priority, highest first, until the batch is full (at most three):
+        # each one is a range scan of ix_tasks_due (priority, scheduled_for) in index order that
+        # stops after the rows it returns, so it locks exactly those. A single ORDER BY priority,
+        # scheduled_for cannot bound its scan by scheduled_for, and PostgreSQL then reads and
+        # sorts every due row of every priority (4,500 rows, 15 ms, on the data of
+        # scripts/explain_queries.py; 2 ms this way).
+        due: list[Task] = []
+        for priority in Priority:
+            if len(due) >= limit:
+                break
+            query = (
+                select(tasks)
+                .where(
+                    AWAITING_PUBLICATION,
+                    tasks.c.priority == int(priority),
+                    tasks.c.scheduled_for <= now,
+                )
+                .order_by(tasks.c.scheduled_for)
+                .limit(limit - len(due))
+            )
+            due += self._tasks(_locked(query))
+        return due
+
+    def save_published(self, tasks: Sequence[Task]) -> None:
+        if not tasks:
+            return
+        instants = {task.published_at for task in tasks}
+        if len(instants) != 1 or None in instants:
+            raise ValueError("save_published takes tasks marked published at one instant")
+        self.wrote = True
+        ids = [task.id for task in tasks]
+        params = {"ids": ids, "published": tasks[0].published_at}
+        if self._connection.execute(_SAVE_PUBLISHED, params).rowcount != len(set(ids)):
+            raise ConcurrentModification(f"some of tasks {ids} changed since they were read")
+        for task in tasks:
+            task.version += 1
 
     def lost_messages(
         self,

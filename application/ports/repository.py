@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -44,9 +45,19 @@ class TaskRepository(Protocol):
         """A page of matching tasks, newest first, with the number of all matching tasks."""
 
     def due_for_dispatch(self, now: datetime, limit: int) -> list[Task]:
-        """Queued, unpublished tasks whose start time has come, oldest start first. The rows stay
-        locked against other dispatchers until the unit of work ends; rows another dispatcher
-        holds are skipped, never waited for."""
+        """Queued, unpublished tasks whose start time has come: highest priority first (a due
+        priority-1 task never waits behind due priority-3 ones), then oldest start first. The
+        rows stay locked against other dispatchers until the unit of work ends; rows another
+        dispatcher holds are skipped, never waited for."""
+
+    def save_published(self, tasks: Sequence[Task]) -> None:
+        """Write back the publication of tasks `due_for_dispatch` selected in this unit of work,
+        once `Task.mark_published` has marked them all at one instant: one statement for all of
+        them. Their rows are locked until the unit of work ends, so nobody can have changed them
+        since they were read; each version is still incremented, as `save` would.
+
+        Raises ConcurrentModification if any of them is no longer as it was read (then the unit
+        of work must not be committed)."""
 
     def lost_messages(
         self,

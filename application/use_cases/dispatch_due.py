@@ -28,7 +28,8 @@ class DispatchDue:
        message. Extra messages on a queue (duplicates, stale or cancelled tasks' messages) only
        make the count more conservative, so a long backlog of live messages is never
        republished.
-    3. Queued, unpublished tasks whose start time has come are published, at most `batch_size`.
+    3. Queued, unpublished tasks whose start time has come are published, at most `batch_size`,
+       highest priority first.
 
     Several dispatchers may run at once: every selection skips rows another one holds."""
 
@@ -96,7 +97,7 @@ class DispatchDue:
             tasks = self._uow.tasks.due_for_dispatch(now, self._batch_size)
             for task in tasks:
                 task.mark_published(now)
-                self._uow.tasks.save(task)
+            self._uow.tasks.save_published(tasks)
             self._uow.commit()
         publish_committed(self._uow, self._queue, tasks)
         return len(tasks)

@@ -158,6 +158,62 @@ class TaskRepositoryContract:
         assert [t.id for t in due] == [due_early.id, due_late.id]
         assert [t.id for t in limited] == [due_early.id]
 
+    def test_due_for_dispatch_is_highest_priority_first_then_oldest_start(
+        self, uow: UnitOfWork
+    ) -> None:
+        # Created in this order, all due by NOW + 30 s: the low ones started long before.
+        low_early = single(priority=Priority.LOW, now=NOW - timedelta(seconds=60))
+        low_late = single(priority=Priority.LOW, now=NOW - timedelta(seconds=50))
+        medium = single(priority=Priority.MEDIUM, now=NOW)
+        high_late = single(priority=Priority.HIGH, now=NOW + timedelta(seconds=20))
+        high_early = single(priority=Priority.HIGH, now=NOW + timedelta(seconds=10))
+        high_not_yet = single(priority=Priority.HIGH, now=NOW + timedelta(seconds=40))
+        added(uow, low_early, low_late, medium, high_late, high_early, high_not_yet)
+        with uow:
+            due = uow.tasks.due_for_dispatch(NOW + timedelta(seconds=30), limit=10)
+            first_two = uow.tasks.due_for_dispatch(NOW + timedelta(seconds=30), limit=2)
+        assert [t.id for t in due] == [
+            high_early.id,
+            high_late.id,
+            medium.id,
+            low_early.id,
+            low_late.id,
+        ]
+        assert [t.id for t in first_two] == [high_early.id, high_late.id]
+
+    def test_save_published_writes_the_publication_of_a_whole_round(self, uow: UnitOfWork) -> None:
+        ids = added(uow, *(single(i, i, Priority.HIGH) for i in range(3)))
+        published_at = NOW + timedelta(seconds=1)
+        with uow:
+            due = uow.tasks.due_for_dispatch(published_at, limit=10)
+            for task in due:
+                task.mark_published(published_at)
+            uow.tasks.save_published(due)
+            uow.commit()
+        assert [stored(uow, i).published_at for i in ids] == [published_at] * 3
+        assert [stored(uow, i).version for i in ids] == [1] * 3
+        # The copies in hand are as stored: a later move of one of them is accepted.
+        due[0].cancel(published_at)
+        with uow:
+            uow.tasks.save(due[0])
+            uow.commit()
+        assert stored(uow, ids[0]).status is TaskStatus.CANCELLED
+
+    def test_save_published_refuses_a_task_changed_since_it_was_read(self, uow: UnitOfWork) -> None:
+        kept_id, cancelled_id = added(uow, single(priority=Priority.HIGH), single())
+        kept, cancelled = stored(uow, kept_id), stored(uow, cancelled_id)
+        meanwhile = stored(uow, cancelled_id)
+        meanwhile.cancel(NOW)
+        with uow:
+            uow.tasks.save(meanwhile)
+            uow.commit()
+        for task in (kept, cancelled):
+            task.mark_published(NOW)
+        with uow, pytest.raises(ConcurrentModification):
+            uow.tasks.save_published([kept, cancelled])
+        assert stored(uow, kept_id).published_at is None
+        assert stored(uow, cancelled_id).status is TaskStatus.CANCELLED
+
     def test_lost_messages_are_queued_tasks_of_one_priority_published_before_the_waiting_ones(
         self, uow: UnitOfWork
     ) -> None:

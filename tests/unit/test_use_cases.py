@@ -49,6 +49,21 @@ def test_delayed_tasks_are_published_by_the_dispatcher_when_due(
     assert core.dispatch_due.execute().published == 0
 
 
+def test_a_due_high_priority_retry_does_not_wait_behind_a_backlog_of_due_low_tasks(
+    core: Core,
+) -> None:
+    lows = [create(core, i, i, Priority.LOW) for i in range(150)]  # more than one round's batch
+    core.clock.advance(10)  # all due, none published yet
+    core.arithmetic.failures = [transient()]
+    high = create(core, 1, 1, Priority.HIGH)
+    core.deliver()  # its first attempt fails: retried after a backoff, later than the lows' start
+    core.clock.advance(5)
+    assert core.dispatch_due.execute().published == 100
+    round_one = core.queue.published[1:]
+    assert round_one[0] == Dispatch(high, 2, Priority.HIGH)
+    assert [d.task_id for d in round_one[1:]] == lows[:99]
+
+
 def test_the_exact_sum_of_two_big_operands(core: Core) -> None:
     task_id = create(core, 2**62, 2**62, Priority.HIGH)
     core.deliver()
