@@ -79,6 +79,15 @@ class InMemoryTaskRepository(TaskRepository):
         task.version += 1
         self.staged[task.id] = copy.deepcopy(task)
 
+    def claim(self, task_id: int, dispatch_no: int, now: datetime, lease: timedelta) -> Task | None:
+        task = self.get(task_id)
+        if task is None or not task.can_claim(dispatch_no):
+            return None
+        task.claim(dispatch_no, now, lease)  # the entity's own rule: the SQL mirrors it
+        task.version += 1  # a conditional write, not `save`: no version to check
+        self.staged[task_id] = copy.deepcopy(task)
+        return task
+
     def page(self, task_filter: TaskFilter, limit: int, offset: int) -> TaskPage:
         matching = [
             t

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Select, bindparam, func, insert, select, update
 
 from adapters.sql.mapping import insert_values, mutable_values, task_from_row
-from adapters.sql.tables import AWAITING_PUBLICATION, PUBLISHED_AND_QUEUED, RUNNING_TASK, tasks
+from adapters.sql.tables import (
+    AWAITING_PUBLICATION,
+    PUBLISHED_AND_QUEUED,
+    QUEUED,
+    RUNNING,
+    RUNNING_TASK,
+    tasks,
+)
 from application.ports import TaskFilter, TaskPage, TaskRepository
 from domain.errors import ConcurrentModification
 from domain.priority import Priority
@@ -22,6 +29,27 @@ _SAVE = (
     update(tasks)
     .where(tasks.c.id == bindparam("expected_id"), tasks.c.version == bindparam("expected_version"))
     .values(version=tasks.c.version + 1)
+)
+
+# The claim of design.md 3.2: one conditional UPDATE, no read before it. It mirrors Task.claim
+# (rule: queued and this dispatch number; effect: running, one more attempt, started now, lease
+# until now + lease) and must change with it: the repository contract checks they agree.
+_CLAIM = (
+    update(tasks)
+    .where(
+        tasks.c.id == bindparam("task_id"),
+        tasks.c.status == QUEUED,
+        tasks.c.dispatch_no == bindparam("claimed_dispatch_no"),
+    )
+    .values(
+        status=RUNNING,
+        attempts=tasks.c.attempts + 1,
+        started_at=bindparam("now", type_=tasks.c.started_at.type),
+        lease_expires_at=bindparam("lease_until", type_=tasks.c.lease_expires_at.type),
+        updated_at=bindparam("now", type_=tasks.c.updated_at.type),
+        version=tasks.c.version + 1,
+    )
+    .returning(*tasks.c)
 )
 
 # The publication of a dispatcher round's tasks. Their rows are locked by the selection (FOR
@@ -61,6 +89,18 @@ class SqlTaskRepository(TaskRepository):
         if self._connection.execute(_SAVE, params).rowcount != 1:
             raise ConcurrentModification(f"task {task.id} changed since it was read")
         task.version += 1
+
+    def claim(self, task_id: int, dispatch_no: int, now: datetime, lease: timedelta) -> Task | None:
+        """`Task.claim` as one conditional UPDATE ... RETURNING (see _CLAIM)."""
+        self.wrote = True
+        params = {
+            "task_id": task_id,
+            "claimed_dispatch_no": dispatch_no,
+            "now": now,
+            "lease_until": now + lease,
+        }
+        row = self._connection.execute(_CLAIM, params).mappings().first()
+        return task_from_row(row) if row is not None else None
 
     def page(self, task_filter: TaskFilter, limit: int, offset: int) -> TaskPage:
         conditions = []

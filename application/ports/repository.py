@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -40,6 +40,17 @@ class TaskRepository(Protocol):
         the stored version is still `task.version`, which it then increments.
 
         Raises ConcurrentModification if someone else changed the task since it was read."""
+
+    def claim(self, task_id: int, dispatch_no: int, now: datetime, lease: timedelta) -> Task | None:
+        """Claim a task for one attempt in a single conditional write: `Task.claim`'s rule and
+        effect, nothing more. A queued task whose dispatch number is `dispatch_no` becomes
+        running, its attempt counted, started at `now`, its lease running until `now + lease`,
+        its version incremented; that task is returned. Otherwise (unknown id, not queued,
+        another dispatch number: a stale or duplicate message) nothing changes and the answer
+        is None.
+
+        It never raises ConcurrentModification: no read precedes the write, and of concurrent
+        claims of one dispatch exactly one gets the task."""
 
     def page(self, task_filter: TaskFilter, limit: int, offset: int) -> TaskPage:
         """A page of matching tasks, newest first, with the number of all matching tasks."""

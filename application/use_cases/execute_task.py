@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from application.ports import Arithmetic, Clock, UnitOfWork
 from application.use_cases._moves import apply_move
-from domain.errors import IllegalTransition, TaskFailure, TaskNotFound
+from domain.errors import ConcurrentModification, IllegalTransition, TaskFailure
 from domain.retry import RetryPolicy
 from domain.task import Task
 
@@ -23,11 +23,13 @@ class ExecuteTask:
     """Run one attempt of a task on receipt of its message.
 
     Rules: the attempt first claims the task, which succeeds only for a queued task whose
-    dispatch number is the message's; a stale or duplicate message changes nothing. The claim is
-    committed (status running, attempt counted, lease taken) before any work. The outcome is
-    written only while this attempt still holds the claim: if its lease expired and the task was
-    handed to another attempt, the late result is dropped. A failed attempt is retried with
-    backoff while the budget lasts (the entity decides)."""
+    dispatch number is the message's (`Task.claim`'s rule, applied by the repository in one
+    conditional write); a stale or duplicate message changes nothing. The claim is committed
+    (status running, attempt counted, lease taken) before any work. The outcome is written only
+    while this attempt still holds the claim: if its lease expired and the task was handed to
+    another attempt, the late result is dropped. If the outcome cannot be written because the
+    task keeps changing under it, it is dropped too and the lease brings the task back. A failed
+    attempt is retried with backoff while the budget lasts (the entity decides)."""
 
     def __init__(
         self,
@@ -59,16 +61,14 @@ class ExecuteTask:
         return self._record(claimed, request.dispatch_no, sums, failure)
 
     def _claim(self, request: ExecuteTaskRequest) -> Task | None:
-        now = self._clock.now()
-
-        def claim(task: Task) -> None:
-            task.claim(request.dispatch_no, now, self._lease)
-
-        try:
-            return apply_move(self._uow, request.task_id, claim)
-        except (IllegalTransition, TaskNotFound) as stale:
-            log.debug("dropping message %s: %s", request, stale)
-            return None
+        with self._uow:
+            claimed = self._uow.tasks.claim(
+                request.task_id, request.dispatch_no, self._clock.now(), self._lease
+            )
+            self._uow.commit()
+        if claimed is None:
+            log.debug("dropping message %s: stale, duplicate or for an unknown task", request)
+        return claimed
 
     def _record(
         self, claimed: Task, dispatch_no: int, sums: list[int], failure: TaskFailure | None
@@ -87,6 +87,16 @@ class ExecuteTask:
         except IllegalTransition:
             log.warning(
                 "task %s: attempt %s lost its claim; its outcome is dropped",
+                claimed.id,
+                dispatch_no,
+            )
+            return None
+        except ConcurrentModification:
+            # Still running under this attempt's lease: when it expires the dispatcher hands the
+            # task to another attempt (or fails it if that was the last).
+            log.error(
+                "task %s: attempt %s could not record its outcome, the task kept changing; "
+                "dropped, the lease will bring the task back",
                 claimed.id,
                 dispatch_no,
             )

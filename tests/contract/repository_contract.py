@@ -5,17 +5,21 @@ tests run it against the in-memory fake, the integration tests against PostgreSQ
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from application.ports import TaskFilter, UnitOfWork
-from domain.errors import ConcurrentModification
+from domain.errors import ConcurrentModification, TaskFailure
 from domain.priority import Priority, SchedulePolicy
+from domain.retry import RetryPolicy
 from domain.task import Task, TaskStatus, TaskType
 
 NOW = datetime(2026, 3, 1, 9, 30, 0, 123456, tzinfo=UTC)
 SCHEDULE = SchedulePolicy()
+LEASE = timedelta(seconds=45)
+RETRY = RetryPolicy(max_attempts=3, backoff_base=timedelta(seconds=1), random=lambda: 0.5)
 
 
 def single(
@@ -110,6 +114,74 @@ class TaskRepositoryContract:
         with uow, pytest.raises(ConcurrentModification):
             uow.tasks.save(second)
         assert stored(uow, task_id).status is TaskStatus.RUNNING
+
+    def test_claim_writes_what_task_claim_does(self, uow: UnitOfWork) -> None:
+        fresh, retried = single(7, 8, Priority.LOW), single(1, 1)
+        retried.claim(1, NOW, LEASE)
+        retried.fail_attempt(1, TaskFailure("glitch"), NOW, RETRY)  # attempt 1 spent: dispatch 2
+        added(uow, fresh, retried)
+        when = NOW + timedelta(seconds=12)
+        for task in (fresh, retried):
+            assert task.id is not None
+            expected = stored(uow, task.id)
+            expected.claim(expected.dispatch_no, when, LEASE)  # the entity's rule and effect
+            expected.version += 1
+            with uow:
+                claimed = uow.tasks.claim(task.id, task.dispatch_no, when, LEASE)
+                uow.commit()
+            assert claimed is not None
+            assert asdict(claimed) == asdict(expected)
+            assert asdict(stored(uow, task.id)) == asdict(expected)
+            assert claimed.status is TaskStatus.RUNNING
+            assert claimed.attempts == task.attempts + 1
+            assert (claimed.started_at, claimed.lease_expires_at) == (when, when + LEASE)
+
+    def test_claim_refuses_what_task_claim_refuses_and_changes_nothing(
+        self, uow: UnitOfWork
+    ) -> None:
+        queued, running, cancelled = single(), single(), single()
+        running.claim(1, NOW, LEASE)
+        cancelled.cancel(NOW)
+        added(uow, queued, running, cancelled)
+        assert queued.id is not None and running.id is not None and cancelled.id is not None
+        refused = {
+            "stale dispatch number": (queued.id, 0),
+            "future dispatch number": (queued.id, 2),
+            "already running": (running.id, 1),
+            "cancelled": (cancelled.id, 1),
+        }
+        for case, (task_id, dispatch_no) in refused.items():
+            before = stored(uow, task_id)
+            assert not before.can_claim(dispatch_no), case
+            with uow:
+                assert uow.tasks.claim(task_id, dispatch_no, NOW, LEASE) is None, case
+                uow.commit()
+            assert asdict(stored(uow, task_id)) == asdict(before), case
+        with uow:
+            assert uow.tasks.claim(10**12, 1, NOW, LEASE) is None  # unknown id
+        with uow:
+            assert uow.tasks.page(TaskFilter(), 10, 0).total == 3
+
+    def test_claim_succeeds_whatever_else_changed_and_only_once(self, uow: UnitOfWork) -> None:
+        (task_id,) = added(uow, single())
+        published = stored(uow, task_id)  # the dispatcher records its publication meanwhile
+        published.mark_published(NOW)
+        with uow:
+            uow.tasks.save(published)
+            uow.commit()
+        with uow:
+            first = uow.tasks.claim(task_id, 1, NOW, LEASE)
+            second = uow.tasks.claim(task_id, 1, NOW, LEASE)  # a duplicate message
+            uow.commit()
+        assert first is not None and first.version == 2
+        assert second is None
+        assert stored(uow, task_id).attempts == 1
+
+    def test_a_claim_is_kept_only_if_committed(self, uow: UnitOfWork) -> None:
+        (task_id,) = added(uow, single())
+        with uow:
+            assert uow.tasks.claim(task_id, 1, NOW, LEASE) is not None
+        assert stored(uow, task_id).status is TaskStatus.QUEUED
 
     def test_page_is_newest_first_with_the_total_of_all_matches(self, uow: UnitOfWork) -> None:
         ids = added(uow, *(single(i, i) for i in range(5)))

@@ -1,4 +1,5 @@
-"""Concurrency with real connections: the claim is won once, dispatchers split the work."""
+"""Concurrency with real connections: the claim is won once, a write based on a stale read is
+refused, dispatchers split the work."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from domain.errors import ConcurrentModification
 from domain.priority import Priority
 from domain.retry import RetryPolicy
 from domain.task import Task, TaskStatus
-from tests.contract.repository_contract import NOW, added, single, stored
+from tests.contract.repository_contract import NOW, SCHEDULE, added, single, stored
 from tests.integration.waiting import wait_until
 
 LEASE = timedelta(seconds=30)
@@ -40,24 +41,49 @@ def test_two_connections_claiming_one_task_exactly_one_wins(
 ) -> None:
     (task_id,) = added(pg_uow, single())
     first, second = SqlUnitOfWork(pg_engine), SqlUnitOfWork(pg_engine)
+
+    def second_claims() -> Task | None:
+        with second:
+            # Waits for the first's row lock, then finds the row no longer queued: no error.
+            task = second.tasks.claim(task_id, 1, NOW, LEASE)
+            second.commit()
+            return task
+
+    with ThreadPoolExecutor(1) as pool, first:
+        mine = first.tasks.claim(task_id, 1, NOW, LEASE)
+        assert mine is not None
+        outcome = pool.submit(second_claims)
+        wait_until(lambda: lock_waiters(pg_engine) == 1, what="the second UPDATE to wait")
+        first.commit()
+        assert outcome.result(timeout=10) is None
+
+    claimed = stored(pg_uow, task_id)
+    assert (claimed.status, claimed.attempts, claimed.version) == (TaskStatus.RUNNING, 1, 1)
+
+
+def test_a_write_based_on_a_read_another_connection_changed_meanwhile_is_refused(
+    pg_engine: Engine, pg_uow: SqlUnitOfWork
+) -> None:
+    (task_id,) = added(pg_uow, single())
+    first, second = SqlUnitOfWork(pg_engine), SqlUnitOfWork(pg_engine)
     both_read, first_wrote = threading.Event(), threading.Event()
 
-    def second_claims() -> None:
+    def second_cancels() -> None:
         with second:
             task = second.tasks.get(task_id)
             assert task is not None
             both_read.set()
             first_wrote.wait(10)
-            task.claim(1, NOW, LEASE)
+            task.cancel(NOW)
             second.tasks.save(task)  # waits for the first's row lock, then finds a new version
             second.commit()
 
     with ThreadPoolExecutor(1) as pool, first:
         mine = first.tasks.get(task_id)
         assert mine is not None
-        outcome = pool.submit(second_claims)
+        outcome = pool.submit(second_cancels)
         assert both_read.wait(10)
-        mine.claim(1, NOW, LEASE)
+        mine.change_priority(Priority.HIGH, NOW, SCHEDULE)
         first.tasks.save(mine)
         first_wrote.set()
         wait_until(lambda: lock_waiters(pg_engine) == 1, what="the second UPDATE to wait")
@@ -65,8 +91,12 @@ def test_two_connections_claiming_one_task_exactly_one_wins(
         with pytest.raises(ConcurrentModification):
             outcome.result(timeout=10)
 
-    claimed = stored(pg_uow, task_id)
-    assert (claimed.status, claimed.attempts, claimed.version) == (TaskStatus.RUNNING, 1, 1)
+    changed = stored(pg_uow, task_id)
+    assert (changed.status, changed.priority, changed.version) == (
+        TaskStatus.QUEUED,
+        Priority.HIGH,
+        1,
+    )
 
 
 @pytest.mark.parametrize("store", ["postgresql", "sqlite"])

@@ -12,10 +12,16 @@ from application.use_cases import (
     ExecuteTaskRequest,
     ListTasksRequest,
 )
-from domain.errors import BatchTooLarge, IllegalTransition, InvalidOperands, TaskNotFound
+from domain.errors import (
+    BatchTooLarge,
+    ConcurrentModification,
+    IllegalTransition,
+    InvalidOperands,
+    TaskNotFound,
+)
 from domain.priority import Priority
-from domain.task import TaskStatus, TaskType
-from tests.fakes import transient
+from domain.task import Task, TaskStatus, TaskType
+from tests.fakes import InMemoryTaskRepository, transient
 from tests.unit.conftest import LEASE, LOST_AFTER, Core
 
 
@@ -334,6 +340,26 @@ def test_a_late_result_from_an_attempt_that_lost_its_lease_is_dropped(core: Core
     assert core.execute_task._record(slow, dispatch.dispatch_no, [999], None) is None
     task = core.uow.stored(task_id)
     assert (task.status, task.result, task.dispatch_no) == (TaskStatus.RUNNING, None, 2)
+
+
+def test_an_outcome_that_keeps_conflicting_is_dropped_and_the_lease_brings_the_task_back(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task_id = create(core, 2, 3, Priority.HIGH)
+
+    def always_changed_meanwhile(self: InMemoryTaskRepository, task: Task) -> None:
+        raise ConcurrentModification(f"task {task.id} changed since it was read")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(InMemoryTaskRepository, "save", always_changed_meanwhile)
+        assert core.deliver() == [None]  # no exception escapes to the worker
+    assert core.arithmetic.calls == 1
+    assert core.uow.stored(task_id).status is TaskStatus.RUNNING
+    core.clock.advance(LEASE.total_seconds())
+    assert core.dispatch_due.execute().expired_leases == 1
+    core.deliver()
+    done = core.uow.stored(task_id)
+    assert (done.status, done.result, done.attempts) == (TaskStatus.SUCCESS, 5, 2)
 
 
 def test_a_priority_change_during_a_run_does_not_lose_the_result(core: Core) -> None:
