@@ -42,6 +42,8 @@ class Container(containers.DeclarativeContainer):
         create_engine_for, settings.provided.resolved_database_url
     )
     uow = providers.Factory(SqlUnitOfWork, engine)
+    # For the use cases that only read: on SQLite they then never wait behind a writer.
+    read_uow = providers.Factory(SqlUnitOfWork, engine, read_only=True)
     celery_app = providers.ThreadSafeSingleton(
         create_celery_app,
         broker_url=settings.provided.resolved_broker_url,
@@ -63,12 +65,12 @@ class Container(containers.DeclarativeContainer):
     create_batch = providers.Factory(
         CreateBatch, uow, queue, clock, schedule, max_attempts, settings.provided.max_batch_pairs
     )
-    get_task = providers.Factory(GetTask, uow)
-    list_tasks = providers.Factory(ListTasks, uow)
+    get_task = providers.Factory(GetTask, read_uow)
+    list_tasks = providers.Factory(ListTasks, read_uow)
     change_priority = providers.Factory(ChangePriority, uow, queue, clock, schedule)
     retry_task = providers.Factory(RetryTask, uow, queue, clock, schedule)
     cancel_task = providers.Factory(CancelTask, uow, clock)
-    check_health = providers.Factory(CheckHealth, uow, queue)
+    check_health = providers.Factory(CheckHealth, read_uow, queue)
     execute_task = providers.Factory(
         ExecuteTask,
         uow,

@@ -10,6 +10,8 @@ from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, make_url
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# Execution option of a connection whose transactions only read: on SQLite they begin DEFERRED.
+READ_ONLY = "taskman_read_only"
 
 
 # As many connections as the API's threadpool runs requests at once (anyio's default limit):
@@ -96,8 +98,12 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _begin_immediate(connection: Any) -> None:
-    # Every transaction here may write after reading (claim, dispatch, any move). A deferred
+    # A transaction here may write after reading (claim, dispatch, any move). A deferred
     # transaction that upgrades to writing after another process committed fails at once with
     # SQLITE_BUSY, whatever the busy timeout; BEGIN IMMEDIATE takes the write lock up front and
-    # waits its turn instead. SQLite has one writer at a time anyway.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # waits its turn instead. SQLite has one writer at a time anyway. A connection marked
+    # READ_ONLY never writes: its deferred BEGIN reads a WAL snapshot without waiting for anyone.
+    if connection.get_execution_options().get(READ_ONLY):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -69,12 +69,20 @@ def _locked(query: Select[tuple[object, ...]]) -> Select[tuple[object, ...]]:
 
 
 class SqlTaskRepository(TaskRepository):
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, *, read_only: bool = False) -> None:
         self._connection = connection
+        self._read_only = read_only
         self.wrote = False
 
-    def add(self, task: Task) -> None:
+    def _will_write(self) -> None:
+        if self._read_only:
+            # On SQLite its deferred transaction would have to upgrade to the write lock, which
+            # fails at once with SQLITE_BUSY whenever another writer holds it.
+            raise RuntimeError("a read-only unit of work does not write")
         self.wrote = True
+
+    def add(self, task: Task) -> None:
+        self._will_write()
         task.id = self._connection.execute(_INSERT, insert_values(task)).scalar_one()
 
     def get(self, task_id: int) -> Task | None:
@@ -82,7 +90,7 @@ class SqlTaskRepository(TaskRepository):
         return task_from_row(row) if row is not None else None
 
     def save(self, task: Task) -> None:
-        self.wrote = True
+        self._will_write()
         params = mutable_values(task)
         params["expected_id"] = task.id
         params["expected_version"] = task.version
@@ -92,7 +100,7 @@ class SqlTaskRepository(TaskRepository):
 
     def claim(self, task_id: int, dispatch_no: int, now: datetime, lease: timedelta) -> Task | None:
         """`Task.claim` as one conditional UPDATE ... RETURNING (see _CLAIM)."""
-        self.wrote = True
+        self._will_write()
         params = {
             "task_id": task_id,
             "claimed_dispatch_no": dispatch_no,
@@ -149,7 +157,7 @@ class SqlTaskRepository(TaskRepository):
         instants = {task.published_at for task in tasks}
         if len(instants) != 1 or None in instants:
             raise ValueError("save_published takes tasks marked published at one instant")
-        self.wrote = True
+        self._will_write()
         ids = [task.id for task in tasks]
         params = {"ids": ids, "published": tasks[0].published_at}
         if self._connection.execute(_SAVE_PUBLISHED, params).rowcount != len(set(ids)):

@@ -7,6 +7,7 @@ from typing import Self
 
 from sqlalchemy import Connection, Engine, text
 
+from adapters.sql.engine import READ_ONLY
 from adapters.sql.repository import SqlTaskRepository
 from application.ports import UnitOfWork
 
@@ -17,20 +18,31 @@ class SqlUnitOfWork(UnitOfWork):
     The transaction begins with the first statement (so a block that reads nothing costs no
     round trip) and is rolled back on exit unless `commit()` was called; a statement after a
     commit starts a new transaction, which the same rule covers. A transaction that only read
-    ends with COMMIT, which for it means the same."""
+    ends with COMMIT, which for it means the same.
+
+    `read_only=True` is for use cases that only read (get, list, health): its repository
+    refuses writes, and on SQLite its transactions begin DEFERRED instead of IMMEDIATE, so they
+    read a snapshot at once instead of queueing for the write lock behind every writer."""
 
     tasks: SqlTaskRepository
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
         self._engine = engine
+        self._read_only = read_only
         self._connection: Connection | None = None
 
     def __enter__(self) -> Self:
         if self._connection is not None:
             raise RuntimeError("this unit of work is already in a transaction")
-        self._connection = self._engine.connect()
-        self.tasks = SqlTaskRepository(self._connection)
+        self._connection = self._connect()
+        self.tasks = SqlTaskRepository(self._connection, read_only=self._read_only)
         return self
+
+    def _connect(self, *, read_only: bool | None = None) -> Connection:
+        connection = self._engine.connect()
+        if self._read_only if read_only is None else read_only:
+            connection.execution_options(**{READ_ONLY: True})  # this checkout only
+        return connection
 
     def __exit__(
         self,
@@ -55,5 +67,5 @@ class SqlUnitOfWork(UnitOfWork):
         self.tasks.wrote = False
 
     def ping(self) -> None:
-        with self._engine.connect() as connection:
+        with self._connect(read_only=True) as connection:
             connection.execute(text("SELECT 1"))

@@ -55,6 +55,7 @@ def build_api(settings: Settings = TEST_SETTINGS) -> Api:
     arithmetic = ScriptedArithmetic()
     container.settings.override(providers.Object(settings))
     container.uow.override(providers.Object(uow))
+    container.read_uow.override(providers.Object(uow))
     container.queue.override(providers.Object(queue))
     container.clock.override(providers.Object(clock))
     container.arithmetic.override(providers.Object(arithmetic))
