@@ -53,12 +53,16 @@ class SqlUnitOfWork(UnitOfWork):
         connection, self._connection = self._connection, None
         if connection is None:
             return
-        if exc_type is None and not self.tasks.wrote and connection.in_transaction():
-            # Nothing to undo, so COMMIT ends it just as ROLLBACK would; but psycopg answers every
-            # ROLLBACK by dropping its prepared statements (one more round trip, DEALLOCATE ALL,
-            # and the next statements are parsed and planned again).
-            connection.commit()
-        connection.close()  # rolls back whatever was not committed
+        try:
+            if exc_type is None and not self.tasks.wrote and connection.in_transaction():
+                # Nothing to undo, so COMMIT ends it just as ROLLBACK would; but psycopg answers
+                # every ROLLBACK by dropping its prepared statements (one more round trip,
+                # DEALLOCATE ALL, and the next statements are parsed and planned again).
+                connection.commit()
+        finally:
+            # Back to the pool even if the COMMIT failed, rolling back whatever was not committed
+            # (if even that rollback fails, SQLAlchemy still releases the connection).
+            connection.close()
 
     def commit(self) -> None:
         if self._connection is None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta, timezone
+from typing import cast
 
 import pytest
+from sqlalchemy import Connection, Engine, QueuePool
+from sqlalchemy.exc import OperationalError
 
 from adapters.sql import SqlUnitOfWork
 from domain.task import TaskStatus
@@ -48,6 +51,28 @@ def test_a_statement_after_commit_is_rolled_back_unless_committed_again(
         task.cancel(NOW)
         uow.tasks.save(task)
     assert stored(uow, task_id).status is TaskStatus.QUEUED
+
+
+@pytest.mark.parametrize("store", ["postgresql", "sqlite"])
+def test_the_connection_goes_back_to_the_pool_even_if_ending_the_transaction_fails(
+    store: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = "pg" if store == "postgresql" else "sqlite"
+    uow: SqlUnitOfWork = request.getfixturevalue(f"{prefix}_uow")
+    engine: Engine = request.getfixturevalue(f"{prefix}_engine")
+    (task_id,) = added(uow, single())
+    pool = cast(QueuePool, engine.pool)
+    checked_out = pool.checkedout()
+
+    def commit_fails(self: Connection) -> None:
+        raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(Connection, "commit", commit_fails)
+    with pytest.raises(OperationalError), uow:
+        assert uow.tasks.get(task_id) is not None  # a read: leaving the block COMMITs it
+    assert pool.checkedout() == checked_out
+    monkeypatch.undo()
+    assert stored(uow, task_id).id == task_id  # and the unit of work can begin again
 
 
 def test_the_id_of_a_rolled_back_task_is_not_handed_out_again(pg_uow: SqlUnitOfWork) -> None:
