@@ -158,9 +158,6 @@ def measure(engine: Engine, now: datetime) -> None:
         uow.tasks.due_for_dispatch(now, 500)
     report("dispatcher: due_for_dispatch (500)", engine, log)
     with uow:
-        uow.tasks.next_start_after(now - timedelta(seconds=30))
-    report("dispatcher: next_start_after", engine, log)
-    with uow:
         uow.tasks.lost_messages(
             Priority.MEDIUM,
             waiting=0,

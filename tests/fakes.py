@@ -162,14 +162,6 @@ class InMemoryTaskRepository(TaskRepository):
     def expired_leases(self, now: datetime, limit: int) -> list[Task]:
         return self._select(lambda t: t.lease_expired(now), lambda t: t.lease_expires_at, limit)
 
-    def next_start_after(self, now: datetime) -> datetime | None:
-        starts = [
-            t.scheduled_for
-            for t in self._all()
-            if t.status is TaskStatus.QUEUED and t.published_at is None and t.scheduled_for > now
-        ]
-        return min(starts, default=None)
-
 
 class FakeUnitOfWork(UnitOfWork):
     def __init__(self, store: InMemoryStore | None = None) -> None:

@@ -207,11 +207,5 @@ class SqlTaskRepository(TaskRepository):
         )
         return self._tasks(_locked(query))
 
-    def next_start_after(self, now: datetime) -> datetime | None:
-        query = select(func.min(tasks.c.scheduled_for)).where(
-            AWAITING_PUBLICATION, tasks.c.scheduled_for > now
-        )
-        return self._connection.execute(query).scalar_one()
-
     def _tasks(self, query: Select[tuple[object, ...]]) -> list[Task]:
         return [task_from_row(row) for row in self._connection.execute(query).mappings()]

@@ -98,9 +98,6 @@ class TaskRepository(Protocol):
     def expired_leases(self, now: datetime, limit: int) -> list[Task]:
         """Running tasks whose lease ran out, locked and skipped like `due_for_dispatch`."""
 
-    def next_start_after(self, now: datetime) -> datetime | None:
-        """The earliest start time after `now` among queued, unpublished tasks."""
-
 
 class UnitOfWork(Protocol):
     """One transaction against the task store. `with uow:` begins it; leaving the block rolls

@@ -354,16 +354,3 @@ class TaskRepositoryContract:
         with uow:
             found = uow.tasks.expired_leases(NOW + timedelta(seconds=10), 10)
         assert [t.id for t in found] == [expired.id]
-
-    def test_next_start_after_is_the_earliest_future_unpublished_start(
-        self, uow: UnitOfWork
-    ) -> None:
-        added(
-            uow,
-            single(priority=Priority.LOW),
-            single(priority=Priority.MEDIUM),
-            single(priority=Priority.HIGH),
-        )
-        with uow:
-            assert uow.tasks.next_start_after(NOW) == NOW + timedelta(seconds=5)
-            assert uow.tasks.next_start_after(NOW + timedelta(seconds=20)) is None
