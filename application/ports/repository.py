@@ -67,8 +67,9 @@ class TaskRepository(Protocol):
         them. Their rows are locked until the unit of work ends, so nobody can have changed them
         since they were read; each version is still incremented, as `save` would.
 
-        Raises ConcurrentModification if any of them is no longer as it was read (then the unit
-        of work must not be committed)."""
+        Raises ConcurrentModification if any of them is found changed all the same (no longer
+        queued and unpublished, or of another version); the unit of work must then not be
+        committed."""
 
     def lost_messages(
         self,
