@@ -18,7 +18,7 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL of the task store, e.g. postgresql+psycopg://user@host/db. "
-        "Unset: an embedded SQLite file under ./var/.",
+        "Unset: an embedded SQLite file under DATA_DIR.",
     )
     broker_url: str | None = Field(
         default=None,
@@ -61,8 +61,9 @@ class Settings(BaseSettings):
     lost_message_after_seconds: float = Field(
         default=30.0,
         gt=0,
-        description="A queued task published this long ago, with its queue "
-        "empty, lost its message and is published again.",
+        description="A queued task published this long ago whose message can no longer be on "
+        "its queue (as many tasks were published after it as messages wait there) is published "
+        "again.",
     )
     max_batch_pairs: int = Field(default=100_000, ge=1, description="Largest batch accepted.")
 
