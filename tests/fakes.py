@@ -232,17 +232,26 @@ class RecordingQueue(TaskQueue):
 
 
 class ScriptedArithmetic(Arithmetic):
-    """Raises the scripted failures one per attempt, then adds exactly."""
+    """Raises the scripted failures one per attempt, then adds exactly. `meanwhile`, if set, runs
+    once in the middle of the next attempt: what the rest of the world does while it works."""
 
     def __init__(self, failures: Sequence[BaseException] = ()) -> None:
         self.failures = list(failures)
         self.calls = 0
+        self.meanwhile: Callable[[], object] | None = None
 
     def sum_pairs(self, pairs: Sequence[Pair]) -> list[int]:
         self.calls += 1
+        if self.meanwhile is not None:
+            meanwhile, self.meanwhile = self.meanwhile, None
+            meanwhile()
         if self.failures:
             raise self.failures.pop(0)
         return add_pairs(pairs)
+
+
+class WorkerKilled(BaseException):
+    """The worker process dies mid-attempt: not an exception the attempt could handle."""
 
 
 def transient(message: str = "transient glitch") -> TaskFailure:

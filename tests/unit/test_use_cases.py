@@ -21,7 +21,7 @@ from domain.errors import (
 )
 from domain.priority import Priority
 from domain.task import Task, TaskStatus, TaskType
-from tests.fakes import InMemoryTaskRepository, transient
+from tests.fakes import InMemoryTaskRepository, WorkerKilled, transient
 from tests.unit.conftest import LEASE, LOST_AFTER, Core
 
 
@@ -315,10 +315,10 @@ def test_a_long_backlog_of_live_messages_is_never_republished(core: Core) -> Non
 
 def test_a_lost_worker_s_task_runs_again_with_the_lost_attempt_counted(core: Core) -> None:
     task_id = create(core, 6, 7, Priority.HIGH)
-    (dispatch,) = core.queue.take()
-    core.execute_task._claim(
-        ExecuteTaskRequest(dispatch.task_id, dispatch.dispatch_no)
-    )  # then it dies
+    core.arithmetic.failures = [WorkerKilled()]
+    with pytest.raises(WorkerKilled):
+        core.deliver()  # the claim was committed, then the worker died
+    assert core.uow.stored(task_id).status is TaskStatus.RUNNING
     core.clock.advance(LEASE.total_seconds() - 1)
     assert core.dispatch_due.execute().expired_leases == 0
     core.clock.advance(1)
@@ -330,16 +330,26 @@ def test_a_lost_worker_s_task_runs_again_with_the_lost_attempt_counted(core: Cor
 
 def test_a_late_result_from_an_attempt_that_lost_its_lease_is_dropped(core: Core) -> None:
     task_id = create(core, 1, 2, Priority.HIGH)
-    (dispatch,) = core.queue.take()
-    slow = core.execute_task._claim(ExecuteTaskRequest(dispatch.task_id, dispatch.dispatch_no))
-    assert slow is not None
-    core.clock.advance(LEASE.total_seconds())
-    core.dispatch_due.execute()  # lease expired: a second attempt is dispatched and claimed
-    (retry_dispatch,) = core.queue.take()
-    core.execute_task._claim(ExecuteTaskRequest(retry_dispatch.task_id, retry_dispatch.dispatch_no))
-    assert core.execute_task._record(slow, dispatch.dispatch_no, [999], None) is None
+    second_attempt: list[Task | None] = []
+
+    def lease_runs_out_and_another_attempt_runs() -> None:
+        core.clock.advance(LEASE.total_seconds())
+        core.dispatch_due.execute()
+        second_attempt.extend(core.deliver())
+
+    core.arithmetic.meanwhile = lease_runs_out_and_another_attempt_runs
+    (slow_outcome,) = core.deliver()
+
+    assert slow_outcome is None  # the slow attempt's result was dropped, not written
+    (replacement,) = second_attempt
+    assert replacement is not None and replacement.dispatch_no == 2
     task = core.uow.stored(task_id)
-    assert (task.status, task.result, task.dispatch_no) == (TaskStatus.RUNNING, None, 2)
+    assert (task.status, task.result, task.attempts, task.dispatch_no) == (
+        TaskStatus.SUCCESS,
+        3,
+        2,
+        2,
+    )
 
 
 def test_an_outcome_that_keeps_conflicting_is_dropped_and_the_lease_brings_the_task_back(
@@ -366,11 +376,10 @@ def test_a_priority_change_during_a_run_does_not_lose_the_result(core: Core) -> 
     task_id = create(core, 2, 2, Priority.LOW)
     core.clock.advance(10)
     core.dispatch_due.execute()
-    (dispatch,) = core.queue.take()
-    claimed = core.execute_task._claim(ExecuteTaskRequest(dispatch.task_id, dispatch.dispatch_no))
-    assert claimed is not None
-    core.change_priority.execute(ChangePriorityRequest(task_id=task_id, priority=Priority.HIGH))
-    core.execute_task._record(claimed, dispatch.dispatch_no, [4], None)
+    core.arithmetic.meanwhile = lambda: core.change_priority.execute(
+        ChangePriorityRequest(task_id=task_id, priority=Priority.HIGH)
+    )
+    core.deliver()
     done = core.uow.stored(task_id)
     assert (done.status, done.result, done.priority) == (TaskStatus.SUCCESS, 4, Priority.HIGH)
 
