@@ -20,7 +20,7 @@ from domain.priority import Priority
 from domain.retry import RetryPolicy
 from domain.task import Task, TaskStatus
 from tests.contract.repository_contract import NOW, SCHEDULE, added, single, stored
-from tests.integration.waiting import wait_until
+from tests.processes import wait_until
 
 LEASE = timedelta(seconds=30)
 RETRY = RetryPolicy(max_attempts=3, backoff_base=timedelta(seconds=1))
@@ -53,7 +53,7 @@ def test_two_connections_claiming_one_task_exactly_one_wins(
         mine = first.tasks.claim(task_id, 1, NOW, LEASE)
         assert mine is not None
         outcome = pool.submit(second_claims)
-        wait_until(lambda: lock_waiters(pg_engine) == 1, what="the second UPDATE to wait")
+        wait_until(lambda: lock_waiters(pg_engine) == 1, 10, what="the second UPDATE to wait")
         first.commit()
         assert outcome.result(timeout=10) is None
 
@@ -86,7 +86,7 @@ def test_a_write_based_on_a_read_another_connection_changed_meanwhile_is_refused
         mine.change_priority(Priority.HIGH, NOW, SCHEDULE)
         first.tasks.save(mine)
         first_wrote.set()
-        wait_until(lambda: lock_waiters(pg_engine) == 1, what="the second UPDATE to wait")
+        wait_until(lambda: lock_waiters(pg_engine) == 1, 10, what="the second UPDATE to wait")
         first.commit()
         with pytest.raises(ConcurrentModification):
             outcome.result(timeout=10)
