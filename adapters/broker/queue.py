@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -13,7 +12,9 @@ from celery import Celery
 from kombu import Connection
 from kombu.exceptions import KombuError
 
-from adapters.broker.app import EXECUTE_TASK
+from adapters.broker import redis_publisher
+from adapters.broker.app import CONNECT_TIMEOUT_SECONDS, EXECUTE_TASK, SOCKET_TIMEOUT_SECONDS
+from adapters.broker.redis_publisher import RedisPublisher, message_id
 from application.ports import Dispatch, QueueUnavailable, TaskQueue
 from domain.priority import Priority
 
@@ -25,7 +26,9 @@ CONSUMERS_CACHE_SECONDS = 5.0
 
 
 class CeleryTaskQueue(TaskQueue):
-    """Publishes through Celery's pooled producers, so a request pays for no new connection.
+    """Publishes on Redis by writing Celery's message itself through one persistent client
+    (adapters/broker/redis_publisher.py, a fraction of send_task's cost), and on any other
+    transport through Celery's pooled producers, so a request pays for no new connection.
 
     Messages go through the default (nameless) exchange straight to the queue named after the
     priority: this needs no exchange bindings stored in the broker, so a wiped Redis still
@@ -38,10 +41,36 @@ class CeleryTaskQueue(TaskQueue):
         self._consumers: Mapping[Priority, int] | None = None
         self._consumers_at = 0.0
         self._errors: tuple[type[BaseException], ...] | None = None
+        self._redis: RedisPublisher | None = None
+        if redis_publisher.supports(
+            str(app.conf.broker_url), app.conf.broker_transport_options or {}
+        ):
+            self._redis = RedisPublisher(
+                str(app.conf.broker_url),
+                connect_timeout_seconds=CONNECT_TIMEOUT_SECONDS,
+                socket_timeout_seconds=SOCKET_TIMEOUT_SECONDS,
+                reply_to=lambda: str(app.thread_oid),
+            )
+
+    @property
+    def writes_redis_directly(self) -> bool:
+        """Whether `publish` writes Celery's messages onto Redis itself (else: send_task)."""
+        return self._redis is not None
 
     def publish(self, dispatches: Sequence[Dispatch]) -> None:
         if not dispatches:
             return
+        if self._redis is not None:
+            try:
+                self._redis.publish(dispatches)
+            except redis_publisher.ERRORS as error:
+                raise QueueUnavailable(f"{type(error).__name__}: {error}") from error
+            return
+        self._send_tasks(dispatches)
+
+    def _send_tasks(self, dispatches: Sequence[Dispatch]) -> None:
+        """Through Celery and kombu: the embedded filesystem transport, or any broker the Redis
+        publisher does not cover."""
         with self._broker_errors(), self._producer() as producer, _batch(producer, dispatches):
             for dispatch in dispatches:
                 queue = dispatch.priority.queue_name
@@ -51,7 +80,7 @@ class CeleryTaskQueue(TaskQueue):
                     # Given, so Celery skips its safe repr of the arguments for every message.
                     argsrepr=f"({dispatch.task_id}, {dispatch.dispatch_no})",
                     kwargsrepr="{}",
-                    task_id=_message_id(dispatch),
+                    task_id=message_id(dispatch),
                     producer=producer,
                     queue=queue,
                     exchange="",
@@ -135,14 +164,8 @@ class CeleryTaskQueue(TaskQueue):
         return self._errors
 
 
-def _message_id(dispatch: Dispatch) -> str:
-    # Readable in worker logs; the suffix keeps a re-published message's id unique.
-    return f"{dispatch.task_id}.{dispatch.dispatch_no}.{uuid.uuid4().hex[:8]}"
-
-
 def _batch(producer: Any, dispatches: Sequence[Dispatch]) -> Any:
-    # kombu >= 5.7 pipelines a batch of Redis publishes into one round trip; other transports
-    # (and older kombu) publish one by one. A single message (the API's case) goes out
-    # directly: a redis-py pipeline costs more to build than the one command it would carry.
+    # kombu >= 5.7 pipelines a batch of Redis publishes into one round trip (for a Redis broker
+    # the Redis publisher does not cover); other transports publish one by one.
     batch = getattr(producer, "batch", None)
     return batch() if batch is not None and len(dispatches) > 1 else nullcontext()
