@@ -112,10 +112,13 @@ def test_the_pool_recovers_when_the_server_drops_every_connection(
     killer = create_engine_for(pg_module_url.rsplit("/", 1)[0] + "/postgres")
     try:
         with killer.connect() as connection:
+            # With a timeout, pg_terminate_backend waits for the backend to exit, so its FATAL
+            # message is on the pooled socket before the next checkout, as after a restart.
             ended = connection.execute(
                 text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE datname = :database AND pid <> pg_backend_pid()"
+                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000)) "
+                    "FROM (SELECT pid FROM pg_stat_activity "
+                    "WHERE datname = :database AND pid <> pg_backend_pid() OFFSET 0) AS doomed"
                 ),
                 {"database": database},
             ).scalar_one()
