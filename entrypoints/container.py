@@ -25,6 +25,7 @@ from application.use_cases import (
     ListTasks,
     RetryTask,
 )
+from entrypoints.api.create_groups import CreateGroups
 from entrypoints.settings import Settings
 
 
@@ -62,6 +63,8 @@ class Container(containers.DeclarativeContainer):
     max_attempts = settings.provided.max_attempts
 
     create_task = providers.Factory(CreateTask, uow, queue, clock, schedule, max_attempts)
+    # The API's creates, grouped while they are concurrent (one per API process: see the module).
+    create_groups = providers.Singleton(CreateGroups, create_task.provider)
     create_batch = providers.Factory(
         CreateBatch, uow, queue, clock, schedule, max_attempts, settings.provided.max_batch_pairs
     )

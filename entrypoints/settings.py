@@ -32,7 +32,11 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address the API listens on.")
     port: int = Field(default=8000, description="Port the API listens on.")
     access_log: bool = Field(default=False, description="Log one line per API request.")
-    api_workers: int = Field(default=1, ge=1, description="API server processes.")
+    api_workers: int = Field(
+        default=2,
+        ge=1,
+        description="API server processes; one Python process keeps to one core, two use both.",
+    )
     worker_concurrency: int = Field(default=2, ge=1, description="Processes per priority pool.")
 
     delay_high_seconds: float = Field(default=0.0, ge=0, description="Start delay of priority 1.")

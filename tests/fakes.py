@@ -67,6 +67,10 @@ class InMemoryTaskRepository(TaskRepository):
         task.id = self._store.last_id
         self.staged[task.id] = copy.deepcopy(task)
 
+    def add_all(self, tasks: Sequence[Task]) -> None:
+        for task in tasks:
+            self.add(task)
+
     def get(self, task_id: int) -> Task | None:
         task = self._current(task_id)
         return copy.deepcopy(task) if task is not None else None

@@ -23,6 +23,8 @@ from domain.task import Task
 
 # Built once: SQLAlchemy caches the compiled SQL by statement, and these are the hot path.
 _INSERT = insert(tasks).returning(tasks.c.id)
+# One multi-row INSERT (SQLAlchemy's insertmanyvalues), ids returned in the order of the rows.
+_INSERT_MANY = insert(tasks).returning(tasks.c.id, sort_by_parameter_order=True)
 _GET = select(tasks).where(tasks.c.id == bindparam("task_id"))
 # The compare-and-set. The WHERE names avoid the column names, which the SET clause takes.
 _SAVE = (
@@ -84,6 +86,16 @@ class SqlTaskRepository(TaskRepository):
     def add(self, task: Task) -> None:
         self._will_write()
         task.id = self._connection.execute(_INSERT, insert_values(task)).scalar_one()
+
+    def add_all(self, new_tasks: Sequence[Task]) -> None:
+        if len(new_tasks) == 1:
+            self.add(new_tasks[0])
+            return
+        self._will_write()
+        rows = [insert_values(task) for task in new_tasks]
+        ids = self._connection.execute(_INSERT_MANY, rows).scalars().all()
+        for task, task_id in zip(new_tasks, ids, strict=True):
+            task.id = task_id
 
     def get(self, task_id: int) -> Task | None:
         row = self._connection.execute(_GET, {"task_id": task_id}).mappings().first()

@@ -32,6 +32,9 @@ class TaskRepository(Protocol):
     def add(self, task: Task) -> None:
         """Store a new task and give it its id (assigned by the store, never reused)."""
 
+    def add_all(self, tasks: Sequence[Task]) -> None:
+        """Store new tasks in one go, as `add` would one by one: ids increase in their order."""
+
     def get(self, task_id: int) -> Task | None:
         """The task as stored, or None."""
 

@@ -49,4 +49,5 @@ class CreateBatch:
             schedule=self._schedule,
             max_attempts=self._max_attempts,
         )
-        return accept(task, self._uow, self._queue, task.is_due(now))
+        accept([task], self._uow, self._queue, now)
+        return task

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from application.ports import Clock, TaskQueue, UnitOfWork
 from application.use_cases._moves import publish_committed
+from domain.errors import DomainError
 from domain.priority import Priority, SchedulePolicy
 from domain.task import Task
 
@@ -15,27 +18,30 @@ class CreateTaskRequest:
     priority: Priority = Priority.MEDIUM
 
 
-def accept(task: Task, uow: UnitOfWork, queue: TaskQueue, publish_now: bool) -> Task:
-    """Commit a new task, then publish it at once if it is already due.
+def accept(tasks: Sequence[Task], uow: UnitOfWork, queue: TaskQueue, now: datetime) -> None:
+    """Commit new tasks in one transaction, then publish at once those already due.
 
-    The publication is recorded in the same commit as the task, so the acceptance costs one
+    The publication is recorded in the same commit as the tasks, so the acceptance costs one
     transaction; if the broker then turns out to be down the record is undone (see
-    publish_committed) and the task still counts as accepted."""
-    if publish_now:
+    publish_committed) and the tasks still count as accepted."""
+    if not tasks:
+        return
+    due = [task for task in tasks if task.is_due(now)]
+    for task in due:
         task.mark_published(task.created_at)
     with uow:
-        uow.tasks.add(task)
+        uow.tasks.add_all(tasks)
         uow.commit()
-    if publish_now:
-        publish_committed(uow, queue, [task])
-    return task
+    publish_committed(uow, queue, due)
 
 
 class CreateTask:
-    """Accept one addition `a + b`.
+    """Accept one addition `a + b`, or many at once.
 
     Rules: both operands are integers in the signed 64-bit range; the task starts after its
-    priority's delay; a task with no delay is published to its queue at once."""
+    priority's delay; a task with no delay is published to its queue at once. Many requests
+    accepted together share one transaction and one publish: each is accepted exactly as it
+    would be alone, and a request the rules refuse does not hold back the others."""
 
     def __init__(
         self,
@@ -52,8 +58,26 @@ class CreateTask:
         self._max_attempts = max_attempts
 
     def execute(self, request: CreateTaskRequest) -> Task:
+        (outcome,) = self.execute_all([request])
+        if isinstance(outcome, DomainError):
+            raise outcome
+        return outcome
+
+    def execute_all(self, requests: Sequence[CreateTaskRequest]) -> list[Task | DomainError]:
+        """One outcome per request, in order: its accepted task, or the rule it broke. A
+        failure of the store or the broker is every request's, and raises."""
         now = self._clock.now()
-        task = Task.single(
+        outcomes: list[Task | DomainError] = []
+        for request in requests:
+            try:
+                outcomes.append(self._task(request, now))
+            except DomainError as refused:
+                outcomes.append(refused)
+        accept([o for o in outcomes if isinstance(o, Task)], self._uow, self._queue, now)
+        return outcomes
+
+    def _task(self, request: CreateTaskRequest, now: datetime) -> Task:
+        return Task.single(
             request.a,
             request.b,
             priority=request.priority,
@@ -61,4 +85,3 @@ class CreateTask:
             schedule=self._schedule,
             max_attempts=self._max_attempts,
         )
-        return accept(task, self._uow, self._queue, task.is_due(now))

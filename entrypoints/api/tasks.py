@@ -19,7 +19,6 @@ from application.use_cases import (
     ChangePriorityRequest,
     CreateBatch,
     CreateBatchRequest,
-    CreateTask,
     CreateTaskRequest,
     GetTask,
     ListTasks,
@@ -29,6 +28,7 @@ from application.use_cases import (
 from domain.priority import Priority
 from domain.task import INT64_MAX, TaskStatus, TaskType
 from entrypoints.api import API_PREFIX
+from entrypoints.api.create_groups import CreateGroups
 from entrypoints.api.docs import error_responses
 from entrypoints.api.injection import Provide
 from entrypoints.api.schemas import (
@@ -65,10 +65,10 @@ def _location(task_id: int | None) -> str:
 async def create_task(
     body: CreateTaskBody,
     response: Response,
-    create: Annotated[CreateTask, Depends(Provide[Container.create_task])],
+    groups: Annotated[CreateGroups, Depends(Provide[Container.create_groups])],
 ) -> TaskOut:
     request = CreateTaskRequest(a=body.a, b=body.b, priority=Priority(body.priority))
-    task = await run_in_threadpool(create.execute, request)
+    task = await groups.create(request)
     response.headers["Location"] = _location(task.id)
     return TaskOut.of(task)
 

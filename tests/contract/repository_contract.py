@@ -53,6 +53,33 @@ class TaskRepositoryContract:
         assert second > first
         assert stored(uow, second).id == second
 
+    def test_add_all_stores_every_task_with_ids_increasing_in_their_order(
+        self, uow: UnitOfWork
+    ) -> None:
+        (earlier,) = added(uow, single())
+        tasks = [single(i, -i, Priority(1 + i % 3)) for i in range(1, 8)]
+        tasks.append(batch([(2**63 - 1, 1), (3, 4)]))
+        with uow:
+            uow.tasks.add_all(tasks)
+            uow.commit()
+        ids = [task.id for task in tasks]
+        assert all(isinstance(task_id, int) for task_id in ids)
+        assert ids == sorted(ids) and len(set(ids)) == len(ids) and ids[0] > earlier
+        for task, task_id in zip(tasks, ids, strict=True):
+            back = stored(uow, task_id or 0)
+            assert (back.a, back.b, back.pairs, back.priority) == (
+                task.a,
+                task.b,
+                task.pairs,
+                task.priority,
+            )
+
+    def test_add_all_keeps_nothing_without_commit(self, uow: UnitOfWork) -> None:
+        with uow:
+            uow.tasks.add_all([single(), single(), single()])
+        with uow:
+            assert uow.tasks.page(TaskFilter(), 10, 0).total == 0
+
     def test_every_field_round_trips(self, uow: UnitOfWork) -> None:
         task = single(2**62, 2**62, Priority.LOW)
         (task_id,) = added(uow, task)

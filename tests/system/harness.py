@@ -168,6 +168,8 @@ def system_from_make_run(log_dir: Path, data_dir: Path) -> Iterator[RunningSyste
     """`make run` with nothing configured: the embedded defaults, in a data directory of its own."""
     port = free_port()
     env = base_environment(PORT=str(port), DATA_DIR=str(data_dir))
+    # As a user runs it: the default number of API processes, both writing to one SQLite file.
+    del env["API_WORKERS"]
     make_run = launch("make-run", ["make", "--no-print-directory", "run"], env, log_dir)
     system = RunningSystem(port, {"make-run": make_run})
     try:

@@ -249,6 +249,38 @@ def test_a_task_accepted_while_the_broker_is_down_is_published_by_the_dispatcher
     assert core.uow.stored(task_id).result == 7
 
 
+def test_creates_accepted_together_share_one_commit_and_one_publish(core: Core) -> None:
+    requests = [CreateTaskRequest(a=i, b=1, priority=Priority(1 + i % 3)) for i in range(9)]
+    requests.insert(4, CreateTaskRequest(a=2**63, b=1, priority=Priority.HIGH))
+    commits = core.uow.commits
+
+    outcomes = core.create_task.execute_all(requests)
+
+    assert isinstance(outcomes[4], InvalidOperands)
+    tasks = [o for o in outcomes if isinstance(o, Task)]
+    assert [(t.a, t.priority) for t in tasks] == [(i, Priority(1 + i % 3)) for i in range(9)]
+    assert core.uow.commits == commits + 1
+    assert [core.uow.stored(t.id or 0).a for t in tasks] == list(range(9))
+    high = [Dispatch(t.id or 0, 1, Priority.HIGH) for t in tasks if t.priority is Priority.HIGH]
+    assert core.queue.published == high
+    core.deliver()
+    assert [core.uow.stored(d.task_id).result for d in high] == [1, 4, 7]
+
+
+def test_creates_accepted_together_while_the_broker_is_down_are_all_kept(core: Core) -> None:
+    core.queue.available = False
+    outcomes = core.create_task.execute_all(
+        [CreateTaskRequest(a=i, b=i, priority=Priority.HIGH) for i in range(5)]
+    )
+    ids = [o.id for o in outcomes if isinstance(o, Task) and o.id is not None]
+    assert len(ids) == 5
+    assert all(core.uow.stored(i).published_at is None for i in ids)
+    core.queue.available = True
+    core.dispatch_due.execute()
+    core.deliver()
+    assert [core.uow.stored(i).result for i in ids] == [0, 2, 4, 6, 8]
+
+
 def test_a_wiped_broker_loses_no_task_and_runs_none_twice(core: Core) -> None:
     ids = [create(core, i, i, Priority.HIGH) for i in range(20)]
     core.queue.wipe()

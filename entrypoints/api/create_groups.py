@@ -1,0 +1,70 @@
+"""Concurrent `POST /tasks` requests accepted together: one transaction, one multi-row INSERT
+and one Redis push for every create that arrived while the group before was being stored.
+
+No request waits for company: a create that finds no group in flight goes at once, alone, and
+costs what it would cost on its own; those that arrive meanwhile form the next group. So the
+more clients at once, the larger the groups and the less each create costs the API process and
+the database, which is what bounds the create rate (see README, Benchmark). Each request still
+answers only once its own task is committed, and a request the rules refuse gets its own error.
+
+The groups belong to the event loop that serves the requests: one instance per API process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+from starlette.concurrency import run_in_threadpool
+
+from application.use_cases import CreateTask, CreateTaskRequest
+from domain.task import Task
+
+# Beyond this the INSERT and the response writing make a group's requests wait on each other
+# longer than they gain; 64 concurrent clients rarely fill one.
+MAX_GROUP = 128
+
+_Waiting = tuple[CreateTaskRequest, "asyncio.Future[Task]"]
+
+
+class CreateGroups:
+    def __init__(self, create_task: Callable[[], CreateTask], max_group: int = MAX_GROUP) -> None:
+        self._create_task = create_task
+        self._max_group = max_group
+        self._waiting: list[_Waiting] = []
+        self._storing: asyncio.Task[None] | None = None
+
+    async def create(self, request: CreateTaskRequest) -> Task:
+        future: asyncio.Future[Task] = asyncio.get_running_loop().create_future()
+        self._waiting.append((request, future))
+        if self._storing is None or self._storing.done():
+            self._storing = asyncio.create_task(self._store_groups())
+        return await future
+
+    async def _store_groups(self) -> None:
+        # No await between the last look at `_waiting` and the end of this task: a request
+        # that finds it done (or None) starts the next one, and none is left behind.
+        while self._waiting:
+            group = self._waiting[: self._max_group]
+            del self._waiting[: self._max_group]
+            requests = [request for request, _ in group]
+            try:
+                outcomes = await run_in_threadpool(self._create_task().execute_all, requests)
+            except Exception as failure:  # the store or the broker: every request's failure
+                _settle(group, [failure] * len(group))
+            except BaseException:  # cancelled: the server is stopping
+                for _, future in group:
+                    future.cancel()
+                raise
+            else:
+                _settle(group, outcomes)
+        self._storing = None
+
+
+def _settle(group: Sequence[_Waiting], outcomes: Sequence[Task | Exception]) -> None:
+    for (_, future), outcome in zip(group, outcomes, strict=True):
+        if future.done():  # its request was cancelled: the task is accepted all the same
+            continue
+        if isinstance(outcome, Exception):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
