@@ -49,9 +49,17 @@ class InMemoryStore:
 
 
 class InMemoryTaskRepository(TaskRepository):
-    def __init__(self, store: InMemoryStore) -> None:
+    def __init__(self, store: InMemoryStore, *, one_statement: bool = False) -> None:
         self._store = store
         self.staged: dict[int, Task] = {}
+        self._statements_left = 1 if one_statement else None
+
+    def _statement(self) -> None:
+        """Each public method is one statement of the SQL repository: a one-write unit runs one."""
+        if self._statements_left is not None:
+            if self._statements_left == 0:
+                raise RuntimeError("a one-write unit of work runs a single statement")
+            self._statements_left -= 1
 
     def _current(self, task_id: int) -> Task | None:
         return self.staged.get(task_id, self._store.rows.get(task_id))
@@ -63,19 +71,26 @@ class InMemoryTaskRepository(TaskRepository):
         return set(self._store.rows) | set(self.staged)
 
     def add(self, task: Task) -> None:
+        self._statement()
+        self._add(task)
+
+    def _add(self, task: Task) -> None:
         self._store.last_id += 1  # a sequence: never reused, even after a rollback
         task.id = self._store.last_id
         self.staged[task.id] = copy.deepcopy(task)
 
     def add_all(self, tasks: Sequence[Task]) -> None:
+        self._statement()
         for task in tasks:
-            self.add(task)
+            self._add(task)
 
     def get(self, task_id: int) -> Task | None:
+        self._statement()
         task = self._current(task_id)
         return copy.deepcopy(task) if task is not None else None
 
     def save(self, task: Task) -> None:
+        self._statement()
         assert task.id is not None
         stored = self._current(task.id)
         if stored is None or stored.version != task.version:
@@ -84,7 +99,9 @@ class InMemoryTaskRepository(TaskRepository):
         self.staged[task.id] = copy.deepcopy(task)
 
     def claim(self, task_id: int, dispatch_no: int, now: datetime, lease: timedelta) -> Task | None:
-        task = self.get(task_id)
+        self._statement()
+        current = self._current(task_id)
+        task = copy.deepcopy(current) if current is not None else None
         if task is None or not task.can_claim(dispatch_no):
             return None
         task.claim(dispatch_no, now, lease)  # the entity's own rule: the SQL mirrors it
@@ -93,6 +110,7 @@ class InMemoryTaskRepository(TaskRepository):
         return task
 
     def page(self, task_filter: TaskFilter, limit: int, offset: int) -> TaskPage:
+        self._statement()
         matching = [
             t
             for t in self._all()
@@ -111,6 +129,7 @@ class InMemoryTaskRepository(TaskRepository):
         return [copy.deepcopy(t) for t in chosen]
 
     def due_for_dispatch(self, now: datetime, limit: int) -> list[Task]:
+        self._statement()
         return self._select(
             lambda t: t.is_due(now) and t.published_at is None,
             lambda t: (t.priority, t.scheduled_for),
@@ -118,6 +137,7 @@ class InMemoryTaskRepository(TaskRepository):
         )
 
     def save_published(self, tasks: Sequence[Task]) -> None:
+        self._statement()
         assert len({t.published_at for t in tasks}) <= 1, "marked published at one instant"
         for task in tasks:  # nothing is locked here: check each version, as `save` does
             assert task.id is not None
@@ -164,6 +184,7 @@ class InMemoryTaskRepository(TaskRepository):
         )
 
     def expired_leases(self, now: datetime, limit: int) -> list[Task]:
+        self._statement()
         return self._select(lambda t: t.lease_expired(now), lambda t: t.lease_expires_at, limit)
 
 
@@ -172,10 +193,16 @@ class FakeUnitOfWork(UnitOfWork):
         self.store = store or InMemoryStore()
         self.commits = 0
         self.available = True
+        self._one_write = False
         self.tasks = InMemoryTaskRepository(self.store)
 
+    def one_write(self) -> Self:
+        self._one_write = True
+        return self
+
     def __enter__(self) -> Self:
-        self.tasks = InMemoryTaskRepository(self.store)
+        one_write, self._one_write = self._one_write, False
+        self.tasks = InMemoryTaskRepository(self.store, one_statement=one_write)
         return self
 
     def __exit__(

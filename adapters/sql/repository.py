@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Executable,
+    Select,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from adapters.sql.mapping import insert_values, mutable_values, task_from_row
 from adapters.sql.tables import (
@@ -71,10 +82,20 @@ def _locked(query: Select[tuple[object, ...]]) -> Select[tuple[object, ...]]:
 
 
 class SqlTaskRepository(TaskRepository):
-    def __init__(self, connection: Connection, *, read_only: bool = False) -> None:
+    def __init__(
+        self, connection: Connection, *, read_only: bool = False, one_statement: bool = False
+    ) -> None:
         self._connection = connection
         self._read_only = read_only
+        self._statements_left = 1 if one_statement else None
         self.wrote = False
+
+    def _execute(self, statement: Executable, parameters: Any = None) -> CursorResult[Any]:
+        if self._statements_left is not None:
+            if self._statements_left == 0:
+                raise RuntimeError("a one-write unit of work runs a single statement")
+            self._statements_left -= 1
+        return self._connection.execute(statement, parameters)
 
     def _will_write(self) -> None:
         if self._read_only:
@@ -85,7 +106,7 @@ class SqlTaskRepository(TaskRepository):
 
     def add(self, task: Task) -> None:
         self._will_write()
-        task.id = self._connection.execute(_INSERT, insert_values(task)).scalar_one()
+        task.id = self._execute(_INSERT, insert_values(task)).scalar_one()
 
     def add_all(self, new_tasks: Sequence[Task]) -> None:
         if len(new_tasks) == 1:
@@ -93,12 +114,12 @@ class SqlTaskRepository(TaskRepository):
             return
         self._will_write()
         rows = [insert_values(task) for task in new_tasks]
-        ids = self._connection.execute(_INSERT_MANY, rows).scalars().all()
+        ids = self._execute(_INSERT_MANY, rows).scalars().all()
         for task, task_id in zip(new_tasks, ids, strict=True):
             task.id = task_id
 
     def get(self, task_id: int) -> Task | None:
-        row = self._connection.execute(_GET, {"task_id": task_id}).mappings().first()
+        row = self._execute(_GET, {"task_id": task_id}).mappings().first()
         return task_from_row(row) if row is not None else None
 
     def save(self, task: Task) -> None:
@@ -106,7 +127,7 @@ class SqlTaskRepository(TaskRepository):
         params = mutable_values(task)
         params["expected_id"] = task.id
         params["expected_version"] = task.version
-        if self._connection.execute(_SAVE, params).rowcount != 1:
+        if self._execute(_SAVE, params).rowcount != 1:
             raise ConcurrentModification(f"task {task.id} changed since it was read")
         task.version += 1
 
@@ -119,7 +140,7 @@ class SqlTaskRepository(TaskRepository):
             "now": now,
             "lease_until": now + lease,
         }
-        row = self._connection.execute(_CLAIM, params).mappings().first()
+        row = self._execute(_CLAIM, params).mappings().first()
         return task_from_row(row) if row is not None else None
 
     def page(self, task_filter: TaskFilter, limit: int, offset: int) -> TaskPage:
@@ -130,11 +151,11 @@ class SqlTaskRepository(TaskRepository):
             conditions.append(tasks.c.type == task_filter.type.value)
         if task_filter.priority is not None:
             conditions.append(tasks.c.priority == int(task_filter.priority))
-        rows = self._connection.execute(
+        rows = self._execute(
             select(tasks).where(*conditions).order_by(tasks.c.id.desc()).limit(limit).offset(offset)
         ).mappings()
         items = [task_from_row(row) for row in rows]
-        total = self._connection.execute(
+        total = self._execute(
             select(func.count()).select_from(tasks).where(*conditions)
         ).scalar_one()
         return TaskPage(items=items, total=total)
@@ -172,7 +193,7 @@ class SqlTaskRepository(TaskRepository):
         self._will_write()
         ids = [task.id for task in tasks]
         params = {"ids": ids, "published": tasks[0].published_at}
-        if self._connection.execute(_SAVE_PUBLISHED, params).rowcount != len(set(ids)):
+        if self._execute(_SAVE_PUBLISHED, params).rowcount != len(set(ids)):
             raise ConcurrentModification(f"some of tasks {ids} changed since they were read")
         for task in tasks:
             task.version += 1
@@ -220,4 +241,4 @@ class SqlTaskRepository(TaskRepository):
         return self._tasks(_locked(query))
 
     def _tasks(self, query: Select[tuple[object, ...]]) -> list[Task]:
-        return [task_from_row(row) for row in self._connection.execute(query).mappings()]
+        return [task_from_row(row) for row in self._execute(query).mappings()]

@@ -121,5 +121,13 @@ class UnitOfWork(Protocol):
     def commit(self) -> None:
         """Make every change of this transaction durable, or raise and keep none of them."""
 
+    def one_write(self) -> Self:
+        """Ready the next `with uow:` block for a unit whose whole work is one repository call
+        that is one statement (`claim`, `save`, `add_all`), followed at once by `commit()`.
+
+        One statement is atomic on its own, so the store may run it as its own transaction and
+        spare the BEGIN and COMMIT round trips: the write may then be durable before `commit()`,
+        which still confirms it. A second repository call in the block raises RuntimeError."""
+
     def ping(self) -> None:
         """Raise if the store cannot be reached."""

@@ -24,10 +24,11 @@ def apply_move(
     """Read the task, apply `move` (which raises if the state machine forbids it), write it back.
 
     If another writer got there first the move is applied again to the fresh task, so a
-    concurrent change is never overwritten. `known` is a copy read just before, to spare a read.
+    concurrent change is never overwritten. `known` is a copy read just before, to spare a read:
+    the write is then the unit's one statement.
     """
     for _ in range(MAX_CONFLICTS):
-        with uow:
+        with uow.one_write() if known is not None else uow:
             task = known if known is not None else uow.tasks.get(task_id)
             known = None
             if task is None:

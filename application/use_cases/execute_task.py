@@ -61,7 +61,7 @@ class ExecuteTask:
         return self._record(claimed, request.dispatch_no, sums, failure)
 
     def _claim(self, request: ExecuteTaskRequest) -> Task | None:
-        with self._uow:
+        with self._uow.one_write():
             claimed = self._uow.tasks.claim(
                 request.task_id, request.dispatch_no, self._clock.now(), self._lease
             )

@@ -47,6 +47,16 @@ def stored(uow: UnitOfWork, task_id: int) -> Task:
     return task
 
 
+def _cancel_and_add_without_commit(uow: UnitOfWork, task_id: int) -> None:
+    """Three statements in one transaction, left without a commit: none of them may be kept."""
+    with uow:
+        task = uow.tasks.get(task_id)
+        assert task is not None
+        task.cancel(NOW)
+        uow.tasks.save(task)
+        uow.tasks.add(single(7, 7))
+
+
 class TaskRepositoryContract:
     def test_ids_are_assigned_increasing_and_survive_the_round_trip(self, uow: UnitOfWork) -> None:
         first, second = added(uow, single(), single())
@@ -120,15 +130,34 @@ class TaskRepositoryContract:
 
     def test_nothing_is_kept_without_commit(self, uow: UnitOfWork) -> None:
         (task_id,) = added(uow, single())
-        with uow:
-            task = uow.tasks.get(task_id)
-            assert task is not None
-            task.cancel(NOW)
-            uow.tasks.save(task)
-            uow.tasks.add(single(7, 7))
+        _cancel_and_add_without_commit(uow, task_id)
         assert stored(uow, task_id).status is TaskStatus.QUEUED
         with uow:
             assert uow.tasks.page(TaskFilter(), 10, 0).total == 1
+
+    def test_a_one_write_unit_runs_its_statement_and_refuses_a_second(
+        self, uow: UnitOfWork
+    ) -> None:
+        (task_id,) = added(uow, single())
+        with uow.one_write():
+            claimed = uow.tasks.claim(task_id, 1, NOW, LEASE)
+            with pytest.raises(RuntimeError, match="single statement"):
+                uow.tasks.get(task_id)
+            uow.commit()
+        assert claimed is not None
+        assert stored(uow, task_id).status is TaskStatus.RUNNING
+
+    def test_the_unit_after_a_one_write_unit_is_a_whole_transaction_again(
+        self, uow: UnitOfWork
+    ) -> None:
+        (task_id,) = added(uow, single())
+        with uow.one_write():
+            uow.tasks.add_all([single(5, 5)])
+            uow.commit()
+        _cancel_and_add_without_commit(uow, task_id)
+        assert stored(uow, task_id).status is TaskStatus.QUEUED
+        with uow:
+            assert uow.tasks.page(TaskFilter(), 10, 0).total == 2
 
     def test_a_write_based_on_a_stale_read_is_refused(self, uow: UnitOfWork) -> None:
         (task_id,) = added(uow, single())
