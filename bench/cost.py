@@ -28,14 +28,18 @@ CREATE_SECONDS = 4
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system time of a process and its live descendants."""
+def _own_cpu_seconds(pid: int) -> float:
+    """User + system time of one process."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except FileNotFoundError:
         return 0.0
-    own = (int(fields[11]) + int(fields[12])) / _TICKS
-    return own + sum(_cpu_seconds(child) for child in _children(pid))
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system time of a process and its live descendants."""
+    return _own_cpu_seconds(pid) + sum(_cpu_seconds(child) for child in _children(pid))
 
 
 def _children(pid: int) -> list[int]:
@@ -49,12 +53,13 @@ def _children(pid: int) -> list[int]:
 
 
 def _postgres_cpu_seconds() -> float:
+    # Every process named postgres on its own: the backends are the postmaster's children.
     total = 0.0
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 if (entry / "comm").read_text().startswith("postgres"):
-                    total += _cpu_seconds(int(entry.name))
+                    total += _own_cpu_seconds(int(entry.name))
             except (FileNotFoundError, ProcessLookupError):
                 continue
     return total

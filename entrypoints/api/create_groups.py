@@ -7,12 +7,15 @@ more clients at once, the larger the groups and the less each create costs the A
 the database, which is what bounds the create rate (see README, Benchmark). Each request still
 answers only once its own task is committed, and a request the rules refuse gets its own error.
 
-The groups belong to the event loop that serves the requests: one instance per API process."""
+Groups never mix event loops: under uvicorn there is one per API process, but a test client may
+run each request on a loop of its own, and a future can only be settled from its own loop."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Sequence
+from weakref import WeakKeyDictionary
 
 from starlette.concurrency import run_in_threadpool
 
@@ -28,6 +31,26 @@ _Waiting = tuple[CreateTaskRequest, "asyncio.Future[Task]"]
 
 class CreateGroups:
     def __init__(self, create_task: Callable[[], CreateTask], max_group: int = MAX_GROUP) -> None:
+        self._create_task = create_task
+        self._max_group = max_group
+        self._per_loop: WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopGroups] = (
+            WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
+
+    async def create(self, request: CreateTaskRequest) -> Task:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            groups = self._per_loop.get(loop)
+            if groups is None:
+                groups = self._per_loop[loop] = _LoopGroups(self._create_task, self._max_group)
+        return await groups.create(request)
+
+
+class _LoopGroups:
+    """The groups of one event loop; touched only from that loop's thread."""
+
+    def __init__(self, create_task: Callable[[], CreateTask], max_group: int) -> None:
         self._create_task = create_task
         self._max_group = max_group
         self._waiting: list[_Waiting] = []
@@ -51,9 +74,10 @@ class CreateGroups:
                 outcomes = await run_in_threadpool(self._create_task().execute_all, requests)
             except Exception as failure:  # the store or the broker: every request's failure
                 _settle(group, [failure] * len(group))
-            except BaseException:  # cancelled: the server is stopping
-                for _, future in group:
+            except BaseException:  # cancelled: the loop is closing, nobody will be answered
+                for _, future in [*group, *self._waiting]:
                     future.cancel()
+                self._waiting.clear()
                 raise
             else:
                 _settle(group, outcomes)

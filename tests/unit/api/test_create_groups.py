@@ -4,6 +4,8 @@ still answered with its own task, and a failing group fails only its own request
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Sequence
 
 import httpx
@@ -73,3 +75,34 @@ def test_a_group_the_store_refuses_fails_each_of_its_requests_and_the_next_goes_
     (accepted,) = asyncio.run(_post_all(api, [{"a": 40, "b": 2, "priority": 1}]))
     assert accepted.status_code == 201
     assert api.uow.stored(accepted.json()["id"]).a == 40
+
+
+class _Slow:
+    """CreateTask that takes a while, so a second event loop's request arrives meanwhile."""
+
+    def __init__(self, real: CreateTask) -> None:
+        self.real = real
+
+    def execute_all(self, requests: Sequence[CreateTaskRequest]) -> list[Task | DomainError]:
+        time.sleep(0.2)
+        return self.real.execute_all(requests)
+
+
+def test_requests_on_two_event_loops_at_once_are_each_answered(api: Api) -> None:
+    # Under uvicorn one loop serves a process; a test client may run a loop per request.
+    api.container.create_task.override(providers.Object(_Slow(api.container.create_task())))
+    answers: list[httpx.Response] = []
+
+    def post_on_a_loop_of_its_own(a: int) -> None:
+        answers.extend(asyncio.run(_post_all(api, [{"a": a, "b": 1, "priority": 1}])))
+
+    threads = [
+        threading.Thread(target=post_on_a_loop_of_its_own, args=(a,), daemon=True) for a in (1, 2)
+    ]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.05)
+    for thread in threads:
+        thread.join(timeout=5)
+    assert not any(thread.is_alive() for thread in threads), "a request was never answered"
+    assert sorted((r.status_code, r.json()["a"]) for r in answers) == [(201, 1), (201, 2)]
