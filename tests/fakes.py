@@ -91,6 +91,9 @@ class InMemoryTaskRepository(TaskRepository):
 
     def save(self, task: Task) -> None:
         self._statement()
+        self._save(task)
+
+    def _save(self, task: Task) -> None:
         assert task.id is not None
         stored = self._current(task.id)
         if stored is None or stored.version != task.version:
@@ -145,7 +148,7 @@ class InMemoryTaskRepository(TaskRepository):
             if stored is None or stored.version != task.version:
                 raise ConcurrentModification(f"task {task.id} changed since it was read")
         for task in tasks:
-            self.save(task)
+            self._save(task)
 
     def lost_messages(
         self,
