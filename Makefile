@@ -60,7 +60,7 @@ deploy-check: $(STAMP)
 test: lint unit-test deploy-check integration-test si-test
 
 # The benchmark (issue 7), not part of `make test`: taskman on a fresh PostgreSQL database and a
-# redis-server of its own, measured against pgbench and bare Celery in the same run, ~5 minutes.
+# redis-server of its own, measured against pgbench and bare Celery in the same run, about 4 minutes.
 # Writes bench/results/latest.json and bench/results/chart.png. Needs wrk (installed if missing).
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -1,9 +1,9 @@
 """Publishing on Redis without Celery's and kombu's per-message machinery.
 
 `app.send_task` builds a protocol-2 message through signatures, routers and kombu's producer,
-and kombu's Redis channel takes a client per publish: 0.6 ms per single publish here (0.2 ms
-per message in a batch), a fifth of the API's CPU for a priority-1 create. This module takes
-0.14 ms (0.03 ms), round trip included. Every message taskman sends has the same
+and kombu's Redis channel takes a client per publish: a large share of the API's CPU for a
+priority-1 create, several times what this module spends, round trip included
+(docs/benchmark.md shows how to measure it). Every message taskman sends has the same
 shape: task `taskman.execute`, args `(task id, dispatch number)`, the default exchange, the
 priority's queue. So this module writes the very JSON envelope kombu's Redis transport writes
 (`Channel._put`: an LPUSH of `dumps(message)` onto the list named after the queue, as priority 0

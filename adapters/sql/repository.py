@@ -44,9 +44,10 @@ _SAVE = (
     .values(version=tasks.c.version + 1)
 )
 
-# The claim of design.md 3.2: one conditional UPDATE, no read before it. It mirrors Task.claim
-# (rule: queued and this dispatch number; effect: running, one more attempt, started now, lease
-# until now + lease) and must change with it: the repository contract checks they agree.
+# The claim (docs/glossary.md#claim): one conditional UPDATE, no read before it. It mirrors
+# Task.claim (rule: queued and this dispatch number; effect: running, one more attempt, started
+# now, lease until now + lease) and must change with it: the repository contract checks they
+# agree.
 _CLAIM = (
     update(tasks)
     .where(

@@ -25,8 +25,8 @@ class SqlUnitOfWork(UnitOfWork):
     read a snapshot at once instead of queueing for the write lock behind every writer.
 
     After `one_write()`, the next block's connection is in autocommit on PostgreSQL: its one
-    statement is its own transaction, with no BEGIN and no COMMIT, two round trips of a worker's
-    six per task. SQLite keeps its transaction (its BEGIN and COMMIT cost no round trip)."""
+    statement is its own transaction, with no BEGIN and no COMMIT round trip before and after
+    it. SQLite keeps its transaction (its BEGIN and COMMIT cost no round trip)."""
 
     tasks: SqlTaskRepository
 

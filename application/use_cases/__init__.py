@@ -1,4 +1,5 @@
-"""The use cases: one business act each, one public method `execute`."""
+"""The use cases: one business act each, run by `execute` (CreateTask also has `execute_all`,
+which accepts many creates in one transaction)."""
 
 from application.use_cases.cancel_task import CancelTask
 from application.use_cases.change_priority import ChangePriority, ChangePriorityRequest

@@ -5,6 +5,8 @@ container whose adapters are overridden with fakes). dependency-injector wires p
 the app built last is the one whose container the routes resolve: one app per process (tests
 build one per test, and unwire it after)."""
 
+from importlib.metadata import version
+
 from fastapi import FastAPI
 
 from entrypoints.api import API_PREFIX, health, tasks
@@ -30,7 +32,7 @@ def create_app(container: Container | None = None) -> FastAPI:
 
     app = FastAPI(
         title="taskman",
-        version="1.0.0",
+        version=version("taskman"),  # the package's, from pyproject.toml
         description=DESCRIPTION,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)

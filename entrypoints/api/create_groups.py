@@ -4,7 +4,7 @@ and one Redis push for every create that arrived while the group before was bein
 No request waits for company: a create that finds no group in flight goes at once, alone, and
 costs what it would cost on its own; those that arrive meanwhile form the next group. So the
 more clients at once, the larger the groups and the less each create costs the API process and
-the database, which is what bounds the create rate (see README, Benchmark). Each request still
+the database, which is what bounds the create rate (see docs/benchmark.md). Each request still
 answers only once its own task is committed, and a request the rules refuse gets its own error.
 
 Groups never mix event loops: under uvicorn there is one per API process, but a test client may

@@ -41,14 +41,14 @@ def assert_problem(response: Any, status: int) -> None:
 
 class CoreScenarios:
     def test_the_readme_create_example_reaches_success_with_30(self, system: RunningSystem) -> None:
-        status, task = curl(system, examples.CREATE)
+        status, task = curl(system, examples.CREATE.command)
         assert status == 201
         assert (task["a"], task["b"], task["priority"], task["type"]) == (10, 20, 1, "single")
         done = system.wait_for(task["id"])
         assert (done["status"], done["result"], done["attempts"]) == ("success", 30, 1)
 
     def test_the_readme_batch_example_sums_in_order(self, system: RunningSystem) -> None:
-        status, task = curl(system, examples.CREATE_BATCH)
+        status, task = curl(system, examples.CREATE_BATCH.command)
         assert status == 201
         done = system.wait_for(task["id"])
         assert done["type"] == "batch"

@@ -1,9 +1,11 @@
 """The published contract: every route, an example for every body and every error response."""
 
+import tomllib
 from typing import Any
 
 import pytest
 
+from tests.commands import ROOT
 from tests.unit.api.conftest import Api
 
 OPERATIONS = {
@@ -36,6 +38,11 @@ def _operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any
 def _resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     name = schema["$ref"].removeprefix("#/components/schemas/")
     return document["components"]["schemas"][name]  # type: ignore[no-any-return]
+
+
+def test_the_document_carries_the_package_version(document: dict[str, Any]) -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert document["info"]["version"] == project["version"]
 
 
 def test_every_route_is_documented(document: dict[str, Any]) -> None:
