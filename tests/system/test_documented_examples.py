@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.processes import wait_until
 from tests.system import examples
 from tests.system.examples import Example
 from tests.system.harness import RunningSystem, system_on_postgres_and_redis
@@ -29,13 +30,21 @@ def run(system: RunningSystem, example: Example, status: int) -> Any:
     code, body = curl(system, example.command)
     assert code == status, body
     if example.shows_response:
-        examples.assert_agrees(example.shown_response(), body)
+        shown = example.shown_response()
+        try:
+            examples.assert_agrees(shown, body)
+        except AssertionError as disagreement:
+            raise AssertionError(
+                f"{example.command}\nanswered {body}\n{example.page} shows {shown}"
+            ) from disagreement
     return body
 
 
 def test_every_documented_example_succeeds_and_answers_what_its_page_shows(
     system: RunningSystem,
 ) -> None:
+    # /health counts the consumers of each queue, and a worker counts once it is consuming.
+    wait_until(lambda: all(system.http.get("/api/v1/health").json()["workers"].values()), 30)
     assert run(system, examples.HEALTH, 200)["status"] == "ok"
 
     assert run(system, examples.CREATE, 201)["id"] == 1
