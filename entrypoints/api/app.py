@@ -8,6 +8,9 @@ build one per test, and unwire it after)."""
 from importlib.metadata import version
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 
 from entrypoints.api import API_PREFIX, health, tasks
 from entrypoints.api.body_limit import BodyLimitMiddleware
@@ -30,16 +33,31 @@ def create_app(container: Container | None = None) -> FastAPI:
     # The largest acceptable batch fits; anything bigger is refused (413) before it is parsed.
     max_body = _BODY_OVERHEAD + settings.max_batch_pairs * _BYTES_PER_PAIR
 
-    app = FastAPI(
+    # Swagger UI and ReDoc served from the assets fastapi-offline ships, never from a CDN: /docs
+    # works on a machine with no internet.
+    app = FastAPIOffline(
         title="taskman",
         version=version("taskman"),  # the package's, from pyproject.toml
         description=DESCRIPTION,
+        generate_unique_id_function=operation_id,
     )
+    app.add_api_route("/", _to_docs, include_in_schema=False)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
     container.wire(modules=[tasks, health])
     app.state.container = container
     app.include_router(tasks.router, prefix=API_PREFIX)
     app.include_router(health.router, prefix=API_PREFIX)
     install_problem_handlers(app)
-    install_problem_schemas(app)
+    install_problem_schemas(app, [(API_PREFIX, tasks.router), (API_PREFIX, health.router)])
     return app
+
+
+def operation_id(route: APIRoute) -> str:
+    """Each route's operationId is its function's name in camelCase (`change_priority` ->
+    `changePriority`): generated clients name their methods after the act."""
+    first, *rest = route.name.split("_")
+    return first + "".join(word.capitalize() for word in rest)
+
+
+async def _to_docs() -> RedirectResponse:
+    return RedirectResponse("/docs")

@@ -1,18 +1,23 @@
 """OpenAPI for errors: each route declares its problem responses, with an example each, under
 `application/problem+json`, and the problem schemas are added to the components."""
 
+from collections.abc import Sequence
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from pydantic.json_schema import models_json_schema
 
+from domain.priority import Priority
+from domain.task import INT64_MAX, INT64_MIN
+from entrypoints.api import schemas as api_schemas
 from entrypoints.api.problems import (
     PROBLEM_MEDIA_TYPE,
     PROBLEM_TYPE_BASE,
     Problem,
     ValidationProblem,
 )
-from entrypoints.api.schemas import HealthProblem
+from entrypoints.api.schemas import PRIORITY_MARK, HealthProblem
 
 _REF = "#/components/schemas/{model}"
 
@@ -30,7 +35,8 @@ def _example(status: int, slug: str, title: str, detail: str, **extra: Any) -> d
 _DESCRIPTIONS = {
     404: "No task has this id.",
     409: "The task's status forbids this move.",
-    413: "The batch holds more pairs than the configured limit.",
+    413: "The body is larger than any acceptable request (for a batch: more pairs than "
+    "MAX_BATCH_PAIRS).",
     422: "The request is invalid (body, path or query).",
     503: "The task store or the broker is unreachable.",
 }
@@ -43,12 +49,12 @@ _EXAMPLES = {
         "Move not allowed in the task's status",
         "task 42 is success; its priority can no longer change",
     ),
-    413: _example(
-        413,
-        "batch-too-large",
-        "Batch too large",
-        "a batch holds at most 100000 pairs; this one has 100001",
-    ),
+    413: {
+        "type": "about:blank",
+        "title": "Content Too Large",
+        "status": 413,
+        "detail": "the request body exceeds 12865536 bytes",
+    },
     422: _example(
         422,
         "validation-error",
@@ -67,14 +73,28 @@ _EXAMPLES = {
 }
 
 
-def error_responses(*statuses: int, conflict: str | None = None) -> dict[int | str, Any]:
-    """The `responses=` of a route that may answer with these problem statuses (503 always)."""
+BATCH_TOO_LARGE_EXAMPLE = _example(
+    413,
+    "batch-too-large",
+    "Batch too large",
+    "a batch holds at most 100000 pairs; this one has 100001",
+)
+
+
+def error_responses(
+    *statuses: int, conflict: str | None = None, too_large: dict[str, Any] | None = None
+) -> dict[int | str, Any]:
+    """The `responses=` of a route that may answer with these problem statuses (503 always).
+
+    `conflict` replaces the 409 example's detail; `too_large` the whole 413 example."""
     declared: dict[int | str, Any] = {}
     for status in (*statuses, 503):
         model = ValidationProblem if status == 422 else Problem
         example = dict(_EXAMPLES[status])
         if status == 409 and conflict:
             example["detail"] = conflict
+        if status == 413 and too_large:
+            example = dict(too_large)
         declared[status] = {
             "description": _DESCRIPTIONS[status],
             "content": {
@@ -110,8 +130,9 @@ def health_unavailable_response() -> dict[int | str, Any]:
     }
 
 
-def install_problem_schemas(app: FastAPI) -> None:
-    """Routes refer to the problem schemas by $ref; put them in the generated document."""
+def install_problem_schemas(app: FastAPI, routers: Sequence[tuple[str, APIRouter]]) -> None:
+    """Routes refer to the problem schemas by $ref; put them in the generated document, and
+    correct what FastAPI's generation gets wrong (see the helpers below)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -121,6 +142,79 @@ def install_problem_schemas(app: FastAPI) -> None:
             ref_template=_REF,
         )
         document.setdefault("components", {}).setdefault("schemas", {}).update(top["$defs"])
+        _exact_int64_bounds(document)
+        _share_priority_schema(document)
+        _restore_examples(routers, document)
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+_EXACT_BOUNDS = {float(INT64_MAX): INT64_MAX, float(INT64_MIN): INT64_MIN}
+
+
+def _exact_int64_bounds(node: Any) -> None:
+    """FastAPI's OpenAPI model holds `minimum`/`maximum` as floats, which turns 2^63 - 1 into
+    9.223372036854776e+18 (that is 2^63): put the exact integers back."""
+    if isinstance(node, dict):
+        for key in ("minimum", "maximum"):
+            bound = node.get(key)
+            if isinstance(bound, float) and bound in _EXACT_BOUNDS:
+                node[key] = _EXACT_BOUNDS[bound]
+        for value in node.values():
+            _exact_int64_bounds(value)
+    elif isinstance(node, list):
+        for value in node:
+            _exact_int64_bounds(value)
+
+
+def _share_priority_schema(document: dict[str, Any]) -> None:
+    """Every priority field becomes a reference to one `Priority` schema (the list filter's
+    enum), so a generated client has one Priority type rather than one per field."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Priority"] = {
+        "type": "integer",
+        "enum": [1, 2, 3],
+        "title": "Priority",
+        "description": "1 high, 2 medium, 3 low.",
+        # Names for the values, read by generators (openapi-python-client, OpenAPI Generator).
+        "x-enum-varnames": [p.name for p in Priority],
+    }
+
+    def visit(node: Any) -> Any:
+        if isinstance(node, dict):
+            if node.get(PRIORITY_MARK):
+                kept = {k: v for k, v in node.items() if k in ("default", "title")}
+                return {"$ref": _REF.format(model="Priority"), **kept}
+            return {key: visit(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [visit(value) for value in node]
+        return node
+
+    for name, schema in list(schemas.items()):
+        schemas[name] = visit(schema)
+
+
+def _restore_examples(routers: Sequence[tuple[str, APIRouter]], document: dict[str, Any]) -> None:
+    """FastAPI drops every null from the document (it encodes it with `exclude_none`), nulls
+    inside examples included, so a task example would lack `result` and fail its own schema:
+    put the examples back as written."""
+    schemas = document["components"]["schemas"]
+    for name, schema in schemas.items():
+        model = getattr(api_schemas, name, None)
+        extra = getattr(model, "model_config", {}).get("json_schema_extra")
+        if isinstance(extra, dict) and "examples" in extra:
+            schema["examples"] = extra["examples"]
+    routes = [(prefix, route) for prefix, router in routers for route in router.routes]
+    for prefix, route in routes:
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        for method in route.methods:
+            operation = document["paths"][prefix + route.path_format].get(method.lower())
+            if operation is None:
+                continue
+            for code, response in route.responses.items():
+                for media, content in response.get("content", {}).items():
+                    if "example" in content:
+                        documented = operation["responses"][str(code)]["content"][media]
+                        documented["example"] = content["example"]

@@ -14,10 +14,20 @@ from domain.priority import Priority
 from domain.task import INT64_MAX, INT64_MIN, Task, TaskStatus, TaskType
 from entrypoints.api.problems import Problem
 
-Int64 = Annotated[int, Field(strict=True, ge=INT64_MIN, le=INT64_MAX)]
-PriorityValue = Annotated[
-    int, Field(strict=True, ge=1, le=3, description="1 high, 2 medium, 3 low.")
-]
+# int64, so generated clients pick a 64-bit type (entrypoints.api.docs writes the bounds back as
+# exact integers: FastAPI's OpenAPI model turns them into floats).
+INT64_SCHEMA = {"type": "integer", "format": "int64", "minimum": INT64_MIN, "maximum": INT64_MAX}
+Int64 = Annotated[int, Field(strict=True, ge=INT64_MIN, le=INT64_MAX), WithJsonSchema(INT64_SCHEMA)]
+PRIORITY_MARK = "x-taskman-priority"
+# An integer enum, so generated clients offer exactly the three priorities; entrypoints.api.docs
+# turns each use into a reference to one shared `Priority` schema.
+PRIORITY_SCHEMA = {
+    "type": "integer",
+    "enum": [1, 2, 3],
+    "description": "1 high, 2 medium, 3 low.",
+    PRIORITY_MARK: True,
+}
+PriorityValue = Annotated[int, Field(strict=True, ge=1, le=3), WithJsonSchema(PRIORITY_SCHEMA)]
 
 
 def _iso_utc(moment: datetime) -> str:
@@ -106,7 +116,7 @@ class TaskOut(BaseModel):
     id: int
     type: TaskType
     status: TaskStatus
-    priority: int = Field(ge=1, le=3)
+    priority: Annotated[int, WithJsonSchema(PRIORITY_SCHEMA)]
     a: int | None = Field(description="First operand of a single task.")
     b: int | None = Field(description="Second operand of a single task.")
     result: int | None = Field(description="a + b, exact, once the task succeeded.")

@@ -29,7 +29,7 @@ from domain.priority import Priority
 from domain.task import INT64_MAX, TaskStatus, TaskType
 from entrypoints.api import API_PREFIX
 from entrypoints.api.create_groups import CreateGroups
-from entrypoints.api.docs import error_responses
+from entrypoints.api.docs import BATCH_TOO_LARGE_EXAMPLE, error_responses
 from entrypoints.api.injection import Provide
 from entrypoints.api.schemas import (
     ChangePriorityBody,
@@ -59,7 +59,7 @@ def _location(task_id: int | None) -> str:
     status_code=201,
     response_model=TaskOut,
     summary="Submit one addition a + b",
-    responses=error_responses(422),
+    responses=error_responses(413, 422),
 )
 @inject
 async def create_task(
@@ -78,7 +78,7 @@ async def create_task(
     status_code=201,
     response_model=TaskOut,
     summary="Submit a batch of additions, run as one task",
-    responses=error_responses(413, 422),
+    responses=error_responses(413, 422, too_large=BATCH_TOO_LARGE_EXAMPLE),
 )
 @inject
 def create_batch(
@@ -105,14 +105,14 @@ def list_tasks(
     task_type: Annotated[
         TaskType | None, Query(alias="type", description="Only single or only batch tasks.")
     ] = None,
-    priority: Annotated[int | None, Query(ge=1, le=3, description="Only this priority.")] = None,
+    priority: Annotated[Priority | None, Query(description="Only this priority.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> TaskPageOut:
     task_filter = TaskFilter(
         status=status,
         type=task_type,
-        priority=None if priority is None else Priority(priority),
+        priority=priority,
     )
     page = list_.execute(ListTasksRequest(filter=task_filter, limit=limit, offset=offset))
     return TaskPageOut(
@@ -145,7 +145,7 @@ async def get_task(
     "from now; a running or failed task keeps the new priority for a later retry; a task that "
     "succeeded or was cancelled cannot change (409).",
     responses=error_responses(
-        404, 409, 422, conflict="task 42 is success; its priority can no longer change"
+        404, 409, 413, 422, conflict="task 42 is success; its priority can no longer change"
     ),
 )
 @inject

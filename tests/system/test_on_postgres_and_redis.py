@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.processes import ManagedProcess
+from tests.system.generated_client import GeneratedClientScenarios, OfflineDocsScenarios
 from tests.system.harness import RunningSystem, system_on_postgres_and_redis
 from tests.system.scenarios import CoreScenarios, FaultScenarios
 
@@ -29,5 +30,7 @@ def redis(running: tuple[RunningSystem, ManagedProcess]) -> ManagedProcess:
     return running[1]
 
 
-class TestOnPostgresAndRedis(CoreScenarios, FaultScenarios):
+class TestOnPostgresAndRedis(
+    CoreScenarios, FaultScenarios, GeneratedClientScenarios, OfflineDocsScenarios
+):
     """Every process started on its own, as docker compose starts them."""

@@ -4,7 +4,9 @@ import tomllib
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
+from domain.task import INT64_MAX, INT64_MIN
 from tests.commands import ROOT
 from tests.unit.api.conftest import Api
 
@@ -74,11 +76,11 @@ def test_every_error_response_is_a_problem_with_an_example(document: dict[str, A
 @pytest.mark.parametrize(
     ("operation", "codes"),
     [
-        (("post", "/api/v1/tasks"), {"201", "422", "503"}),
+        (("post", "/api/v1/tasks"), {"201", "413", "422", "503"}),
         (("post", "/api/v1/tasks/batch"), {"201", "413", "422", "503"}),
         (("get", "/api/v1/tasks"), {"200", "422", "503"}),
         (("get", "/api/v1/tasks/{task_id}"), {"200", "404", "422", "503"}),
-        (("put", "/api/v1/tasks/{task_id}"), {"200", "404", "409", "422", "503"}),
+        (("put", "/api/v1/tasks/{task_id}"), {"200", "404", "409", "413", "422", "503"}),
         (("post", "/api/v1/tasks/{task_id}/retry"), {"200", "404", "409", "422", "503"}),
         (("post", "/api/v1/tasks/{task_id}/cancel"), {"200", "404", "409", "422", "503"}),
         (("get", "/api/v1/health"), {"200", "503"}),
@@ -96,8 +98,92 @@ def test_internal_fields_are_not_exposed(document: dict[str, Any]) -> None:
     assert not {"version", "dispatch_no", "published_at", "lease_expires_at"} & set(task)
 
 
-def test_swagger_ui_is_served(api: Api) -> None:
+def test_swagger_ui_is_served_from_the_app_not_a_cdn(api: Api) -> None:
     response = api.client.get("/docs")
 
     assert response.status_code == 200
     assert "swagger-ui" in response.text
+    assert "cdn" not in response.text.lower() and "https://" not in response.text
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        [url] = [part.split('"')[0] for part in response.text.split('"/')[1:] if asset in part]
+        fetched = api.client.get("/" + url)
+        assert fetched.status_code == 200 and len(fetched.content) > 10_000, url
+
+
+def test_the_root_redirects_to_the_docs(api: Api) -> None:
+    response = api.client.get("/", follow_redirects=False)
+
+    assert response.status_code in (302, 307)
+    assert response.headers["location"] == "/docs"
+
+
+def test_operation_ids_name_the_act(document: dict[str, Any]) -> None:
+    ids = {key: op["operationId"] for key, op in _operations(document).items()}
+
+    assert ids == {
+        ("post", "/api/v1/tasks"): "createTask",
+        ("post", "/api/v1/tasks/batch"): "createBatch",
+        ("get", "/api/v1/tasks"): "listTasks",
+        ("get", "/api/v1/tasks/{task_id}"): "getTask",
+        ("put", "/api/v1/tasks/{task_id}"): "changePriority",
+        ("post", "/api/v1/tasks/{task_id}/retry"): "retryTask",
+        ("post", "/api/v1/tasks/{task_id}/cancel"): "cancelTask",
+        ("get", "/api/v1/health"): "health",
+    }
+
+
+def test_operands_are_int64_with_exact_integer_bounds(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    for operand in (
+        schemas["CreateTaskBody"]["properties"]["a"],
+        schemas["CreateTaskBody"]["properties"]["b"],
+        schemas["PairIn"]["properties"]["a"],
+    ):
+        assert operand["format"] == "int64"
+        assert operand["maximum"] == INT64_MAX and type(operand["maximum"]) is int
+        assert operand["minimum"] == INT64_MIN and type(operand["minimum"]) is int
+
+
+def test_every_priority_is_the_one_integer_enum(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    assert schemas["Priority"]["type"] == "integer"
+    assert schemas["Priority"]["enum"] == [1, 2, 3]
+    priority = {"$ref": "#/components/schemas/Priority"}
+    for body in ("CreateTaskBody", "CreateBatchBody", "ChangePriorityBody", "TaskOut"):
+        assert priority.items() <= schemas[body]["properties"]["priority"].items(), body
+    [query] = [
+        p
+        for p in document["paths"]["/api/v1/tasks"]["get"]["parameters"]
+        if p["name"] == "priority"
+    ]
+    assert priority in query["schema"]["anyOf"]
+
+
+def test_every_route_with_a_body_declares_413(document: dict[str, Any]) -> None:
+    for key, operation in _operations(document).items():
+        if "requestBody" in operation:
+            assert "413" in operation["responses"], key
+
+
+def _examples(document: dict[str, Any]) -> list[tuple[str, dict[str, Any], Any]]:
+    """(where, schema, example) for every example the document gives."""
+    found = []
+    for name, schema in document["components"]["schemas"].items():
+        for example in schema.get("examples", []):
+            found.append((f"schema {name}", {"$ref": f"#/components/schemas/{name}"}, example))
+    for key, operation in _operations(document).items():
+        for code, response in operation["responses"].items():
+            for media in response.get("content", {}).values():
+                if "example" in media:
+                    found.append((f"{key} {code}", media["schema"], media["example"]))
+    return found
+
+
+def test_every_example_is_valid_against_its_schema(document: dict[str, Any]) -> None:
+    examples = _examples(document)
+
+    assert len(examples) >= 20
+    for where, schema, example in examples:
+        validator = Draft202012Validator({**schema, "components": document["components"]})
+        errors = [error.message for error in validator.iter_errors(example)]
+        assert not errors, (where, errors)
