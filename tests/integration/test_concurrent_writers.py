@@ -17,11 +17,15 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine
 
+from adapters.arithmetic import ExactArithmetic
 from adapters.clock import SystemClock
 from adapters.sql import SqlUnitOfWork
 from application.use_cases import (
+    AttemptOutcome,
+    CancelTask,
     ChangePriority,
     ChangePriorityRequest,
+    DispatchDue,
     ExecuteTask,
     ExecuteTaskRequest,
 )
@@ -31,10 +35,14 @@ from domain.retry import RetryPolicy
 from domain.task import Pair, Task, TaskStatus, add_pairs
 from tests.contract.repository_contract import added, single, stored
 from tests.fakes import RecordingQueue
+from tests.integration.test_sql_concurrency import lock_waiters
+from tests.processes import wait_until
 
 LEASE = timedelta(seconds=60)
 RETRY = RetryPolicy(max_attempts=3, backoff_base=timedelta(seconds=1))
 SCHEDULE = SchedulePolicy()
+MEDIUM = SCHEDULE.delay_for(Priority.MEDIUM)
+RECORDED, STALE = AttemptOutcome.RECORDED, AttemptOutcome.STALE_MESSAGE
 # Far above what any of these takes when writers queue behind each other (well under a second),
 # far below "never": a starved writer is only ever found by a bound like this one.
 BOUND_SECONDS = 60
@@ -124,3 +132,153 @@ def test_a_storm_of_priority_changes_during_an_attempt_keeps_its_outcome(store: 
     # state machine says (409); none failed on a conflict.
     assert set(answers) <= {"moved", "refused: finished"}, answers
     assert answers.count("moved") >= STORM // 10
+
+
+def is_postgres(store: Store) -> bool:
+    return store.engine.dialect.name == "postgresql"
+
+
+def test_an_outcome_behind_a_priority_change_in_flight_waits_then_keeps_it(store: Store) -> None:
+    (task_id,) = added(store.uow, single(2, 5, Priority.LOW))
+    arithmetic = HeldArithmetic()
+    attempt = ExecuteTask(store.new_uow(), SystemClock(), arithmetic, RETRY, LEASE)
+    mover = store.new_uow()
+    with ThreadPoolExecutor(1) as worker:
+        outcome = worker.submit(attempt.execute, ExecuteTaskRequest(task_id, 1))
+        assert arithmetic.working.wait(BOUND_SECONDS)
+        with mover:
+            task = mover.tasks.get_for_update(task_id)
+            assert task is not None
+            task.change_priority(Priority.HIGH, SystemClock().now(), SCHEDULE)
+            mover.tasks.save(task)
+            arithmetic.release.set()
+            if is_postgres(store):  # SQLite's writer waits in its busy handler, unseen
+                wait_until(lambda: lock_waiters(store.engine) == 1, 10, what="the outcome")
+            mover.commit()
+        done = outcome.result(timeout=BOUND_SECONDS)
+    assert done.outcome is AttemptOutcome.RECORDED
+    assert done.task is not None and done.task.priority is Priority.HIGH
+    back = stored(store.uow, task_id)
+    assert (back.status, back.result, back.attempts, back.priority) == (
+        TaskStatus.SUCCESS,
+        7,
+        1,
+        Priority.HIGH,
+    )
+
+
+RACES = 40
+
+
+@pytest.mark.parametrize("move", ["change priority", "cancel"])
+def test_claims_racing_moves_on_queued_tasks_end_one_way_or_the_other(
+    store: Store, move: str
+) -> None:
+    ids = added(store.uow, *(single(i, 1) for i in range(RACES)))
+    start = threading.Barrier(2)
+
+    def claim(task_id: int) -> AttemptOutcome:
+        attempt = ExecuteTask(store.new_uow(), SystemClock(), ExactArithmetic(), RETRY, LEASE)
+        start.wait(BOUND_SECONDS)
+        return attempt.execute(ExecuteTaskRequest(task_id, 1)).outcome
+
+    def api_move(task_id: int) -> str:
+        start.wait(BOUND_SECONDS)
+        try:
+            if move == "cancel":
+                CancelTask(store.new_uow(), SystemClock()).execute(task_id)
+            else:
+                change_priority(store, task_id, Priority.HIGH)
+        except IllegalTransition:
+            return "refused"
+        return "moved"
+
+    with ThreadPoolExecutor(2) as pool:
+        for task_id in ids:
+            claimed, moved = pool.submit(claim, task_id), pool.submit(api_move, task_id)
+            race = (claimed.result(BOUND_SECONDS), moved.result(BOUND_SECONDS))
+            task = stored(store.uow, task_id)
+            if move == "cancel":
+                # Whichever wrote first wins; the other is refused by the rules, not a conflict.
+                assert (race, task.status) in {
+                    ((RECORDED, "refused"), TaskStatus.SUCCESS),
+                    ((STALE, "moved"), TaskStatus.CANCELLED),
+                }
+            else:
+                # Moved before the claim: re-dispatched, the old message stale. Moved while the
+                # attempt ran: recorded, and kept by the outcome. Moved after the outcome:
+                # refused by the rules (a finished task's priority no longer changes).
+                assert (*race, task.status, task.dispatch_no, task.priority) in {
+                    (STALE, "moved", TaskStatus.QUEUED, 2, Priority.HIGH),
+                    (RECORDED, "moved", TaskStatus.SUCCESS, 1, Priority.HIGH),
+                    (RECORDED, "refused", TaskStatus.SUCCESS, 1, Priority.MEDIUM),
+                }
+
+
+def test_a_move_holding_a_row_never_makes_a_dispatcher_round_wait(
+    pg_engine: Engine, pg_uow: SqlUnitOfWork
+) -> None:
+    ids = added(pg_uow, *(single(i, 1, now=SystemClock().now() - 2 * MEDIUM) for i in range(5)))
+    queue = RecordingQueue()
+    dispatcher = DispatchDue(pg_uow, queue, SystemClock(), 100, timedelta(seconds=60))
+    mover = SqlUnitOfWork(pg_engine)
+    with ThreadPoolExecutor(1) as pool, mover:
+        assert mover.tasks.get_for_update(ids[0]) is not None  # an API move, mid-way
+        report = pool.submit(dispatcher.execute).result(timeout=BOUND_SECONDS)
+        assert report.published == 4
+        assert ids[0] not in {d.task_id for d in queue.published}
+    assert dispatcher.execute().published == 1  # the next round, once the move is done
+    assert {d.task_id for d in queue.published} == set(ids)
+
+
+def test_a_move_behind_a_dispatcher_round_waits_then_applies_on_top_of_it(
+    pg_engine: Engine, pg_uow: SqlUnitOfWork
+) -> None:
+    (task_id,) = added(pg_uow, single(now=SystemClock().now() - 2 * MEDIUM))
+    dispatcher = SqlUnitOfWork(pg_engine)
+    with ThreadPoolExecutor(1) as pool, dispatcher:
+        (due,) = dispatcher.tasks.due_for_dispatch(SystemClock().now(), 10)
+        due.mark_published(SystemClock().now())
+        dispatcher.tasks.save_published([due])
+        move = pool.submit(change_priority, Store(pg_engine, pg_uow), task_id, Priority.HIGH)
+        wait_until(lambda: lock_waiters(pg_engine) == 1, 10, what="the move to wait")
+        dispatcher.commit()
+        moved = move.result(timeout=BOUND_SECONDS)
+    # Applied to the published row: a new dispatch, so the round's message is now stale.
+    assert (moved.priority, moved.dispatch_no, moved.version) == (Priority.HIGH, 2, 2)
+    assert stored(pg_uow, task_id).dispatch_no == 2
+
+
+@pytest.mark.parametrize("first", ["lease expiry", "outcome"])
+def test_an_outcome_and_a_lease_expiry_round_one_wins_the_other_gives_way(
+    pg_engine: Engine, pg_uow: SqlUnitOfWork, first: str
+) -> None:
+    (task_id,) = added(pg_uow, single(2, 5))
+    with pg_uow.one_write():
+        claimed = pg_uow.tasks.claim(task_id, 1, SystemClock().now() - 2 * LEASE, LEASE)
+        pg_uow.commit()
+    assert claimed is not None
+    claimed.complete(1, [7], SystemClock().now())
+    dispatcher = SqlUnitOfWork(pg_engine)
+
+    def record() -> Task | None:
+        with SqlUnitOfWork(pg_engine) as worker:
+            recorded = worker.tasks.record_outcome(claimed, 1)
+            worker.commit()
+        return recorded
+
+    with ThreadPoolExecutor(1) as pool, dispatcher:
+        if first == "outcome":
+            assert pool.submit(record).result(timeout=BOUND_SECONDS) is not None
+            assert dispatcher.tasks.expired_leases(SystemClock().now(), 10) == []
+            expected = TaskStatus.SUCCESS
+        else:
+            (expired,) = dispatcher.tasks.expired_leases(SystemClock().now(), 10)
+            outcome = pool.submit(record)
+            wait_until(lambda: lock_waiters(pg_engine) == 1, 10, what="the outcome to wait")
+            expired.expire_lease(SystemClock().now())
+            dispatcher.tasks.save(expired)
+            dispatcher.commit()
+            assert outcome.result(timeout=BOUND_SECONDS) is None  # lost its claim: dropped
+            expected = TaskStatus.QUEUED
+    assert stored(pg_uow, task_id).status is expected
