@@ -20,12 +20,14 @@ from sqlalchemy import Engine
 from adapters.arithmetic import ExactArithmetic
 from adapters.clock import SystemClock
 from adapters.sql import SqlUnitOfWork
+from application.ports import Dispatch
 from application.use_cases import (
     AttemptOutcome,
     CancelTask,
     ChangePriority,
     ChangePriorityRequest,
     DispatchDue,
+    DispatchReport,
     ExecuteTask,
     ExecuteTaskRequest,
 )
@@ -282,3 +284,87 @@ def test_an_outcome_and_a_lease_expiry_round_one_wins_the_other_gives_way(
             assert outcome.result(timeout=BOUND_SECONDS) is None  # lost its claim: dropped
             expected = TaskStatus.QUEUED
     assert stored(pg_uow, task_id).status is expected
+
+
+class SharedQueue(RecordingQueue):
+    """The recording broker, safe for the dispatcher, the API and workers on several threads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+
+    def publish(self, dispatches: Sequence[Dispatch]) -> None:
+        with self._lock:
+            super().publish(dispatches)
+
+    def pending(self, priority: Priority) -> int:
+        with self._lock:
+            return super().pending(priority)
+
+    def take_one(self) -> Dispatch | None:
+        with self._lock:
+            return self.waiting.pop(0) if self.waiting else None
+
+
+def test_dispatcher_rounds_workers_and_a_storm_of_moves_all_get_through(store: Store) -> None:
+    tasks, moves_each = 30, 10
+    # Short delays, so a moved task falls due again within the test, and the dispatcher's
+    # rounds keep meeting the moves' row locks.
+    schedule = SchedulePolicy(
+        {p: timedelta(milliseconds=20 * (p - 1)) for p in Priority}  # 0, 20, 40 ms
+    )
+    now = SystemClock().now()
+    ids = added(
+        store.uow,
+        *(single(i, 1, Priority(1 + i % 3), now=now - timedelta(1)) for i in range(tasks)),
+    )
+    queue, stop = SharedQueue(), threading.Event()
+    rounds: list[DispatchReport] = []
+
+    def dispatcher() -> None:
+        round_ = DispatchDue(store.new_uow(), queue, SystemClock(), 100, timedelta(seconds=60))
+        while not stop.is_set():
+            rounds.append(round_.execute())
+            stop.wait(0.01)
+
+    def worker() -> list[AttemptOutcome]:
+        attempt = ExecuteTask(store.new_uow(), SystemClock(), ExactArithmetic(), RETRY, LEASE)
+        outcomes = []
+        while not stop.is_set():
+            message = queue.take_one()
+            if message is None:
+                stop.wait(0.005)
+                continue
+            request = ExecuteTaskRequest(message.task_id, message.dispatch_no)
+            outcomes.append(attempt.execute(request).outcome)
+        return outcomes
+
+    def move(n: int) -> str:
+        task_id, priority = ids[n % tasks], Priority(1 + n % 3)
+        use_case = ChangePriority(store.new_uow(), queue, SystemClock(), schedule)
+        try:
+            use_case.execute(ChangePriorityRequest(task_id=task_id, priority=priority))
+        except IllegalTransition as error:
+            return "refused: finished" if "can no longer change" in str(error) else repr(error)
+        return "moved"
+
+    def all_succeeded() -> bool:
+        return all(stored(store.uow, i).status is TaskStatus.SUCCESS for i in ids)
+
+    with ThreadPoolExecutor(3) as background, ThreadPoolExecutor(STORM_THREADS) as api:
+        looping = [background.submit(dispatcher)] + [background.submit(worker) for _ in "ab"]
+        answers = list(api.map(move, range(tasks * moves_each), timeout=BOUND_SECONDS))
+        try:
+            wait_until(all_succeeded, BOUND_SECONDS, what="every task to succeed")
+        finally:
+            stop.set()
+        dispatched = looping[0].result(timeout=BOUND_SECONDS)
+        worked = [o for w in looping[1:] for o in w.result(timeout=BOUND_SECONDS) or ()]
+
+    assert dispatched is None and rounds  # every round returned: none raised
+    assert set(answers) <= {"moved", "refused: finished"}, answers
+    assert set(worked) <= {RECORDED, STALE}  # no claim lost, no outcome dropped
+    assert worked.count(RECORDED) == tasks
+    for n, task_id in enumerate(ids):
+        task = stored(store.uow, task_id)
+        assert (task.result, task.attempts) == (n + 1, 1)
