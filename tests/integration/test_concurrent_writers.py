@@ -30,8 +30,9 @@ from application.use_cases import (
     DispatchReport,
     ExecuteTask,
     ExecuteTaskRequest,
+    RetryTask,
 )
-from domain.errors import IllegalTransition
+from domain.errors import IllegalTransition, PermanentTaskFailure
 from domain.priority import Priority, SchedulePolicy
 from domain.retry import RetryPolicy
 from domain.task import Pair, Task, TaskStatus, add_pairs
@@ -368,3 +369,35 @@ def test_dispatcher_rounds_workers_and_a_storm_of_moves_all_get_through(store: S
     for n, task_id in enumerate(ids):
         task = stored(store.uow, task_id)
         assert (task.result, task.attempts) == (n + 1, 1)
+
+
+def test_a_storm_of_mixed_moves_on_one_failed_task_queues_them_all_in_turn(store: Store) -> None:
+    failed = single(1, 1)
+    failed.claim(1, failed.created_at, LEASE)
+    failed.fail_attempt(1, PermanentTaskFailure("no"), failed.created_at, RETRY)
+    (task_id,) = added(store.uow, failed)
+    queue, clock = SharedQueue(), SystemClock()
+    acts = {
+        "retry": lambda: RetryTask(store.new_uow(), queue, clock, SCHEDULE).execute(task_id),
+        "cancel": lambda: CancelTask(store.new_uow(), clock).execute(task_id),
+        "priority": lambda: change_priority(store, task_id, Priority.HIGH),
+    }
+
+    def act(n: int) -> tuple[str, str]:
+        name = list(acts)[n % 3]
+        try:
+            acts[name]()
+        except IllegalTransition:
+            return name, "refused"
+        return name, "done"
+
+    with ThreadPoolExecutor(STORM_THREADS) as api:
+        answers = list(api.map(act, range(STORM), timeout=BOUND_SECONDS))
+
+    # Every one was applied or refused by the state machine, in some order: the first retry
+    # makes it queued, the first cancel after it ends it, and from then on only refusals.
+    assert ("retry", "done") in answers and ("cancel", "done") in answers
+    assert answers.count(("retry", "done")) == 1 and answers.count(("cancel", "done")) == 1
+    task = stored(store.uow, task_id)
+    assert task.status is TaskStatus.CANCELLED
+    assert task.version == answers.count(("priority", "done")) + 2  # one write per move done
