@@ -40,6 +40,22 @@ class TaskType(StrEnum):
     BATCH = "batch"
 
 
+# What an attempt's outcome (`complete`, `fail_attempt`) changes. Every other field is either
+# fixed while the task runs or is a legal concurrent move's to change (a new priority recorded on
+# a running task): the store writes an outcome back as these fields only, so that move is kept.
+ATTEMPT_OUTCOME_FIELDS = (
+    "status",
+    "result",
+    "results",
+    "error_message",
+    "finished_at",
+    "lease_expires_at",
+    "scheduled_for",
+    "dispatch_no",
+    "published_at",
+    "updated_at",
+)
+
 LEASE_EXPIRED_MESSAGE = "the worker running this attempt was lost (lease expired)"
 
 

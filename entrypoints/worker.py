@@ -18,7 +18,7 @@ from typing import Any
 from celery import Celery, signals
 
 from adapters.broker import EXECUTE_TASK
-from application.use_cases.execute_task import ExecuteTaskRequest
+from application.use_cases.execute_task import AttemptOutcome, ExecuteTaskRequest
 from domain.priority import Priority
 from entrypoints.container import Container
 
@@ -37,25 +37,28 @@ def parse_priority(value: str) -> Priority:
 def register_tasks(app: Celery, container: Container, priority: Priority) -> None:
     @app.task(name=EXECUTE_TASK, ignore_result=True)
     def execute(task_id: int, dispatch_no: int) -> None:
-        task = container.execute_task().execute(ExecuteTaskRequest(task_id, dispatch_no))
-        if task is None:
-            log.info(
-                "[%s] task %s dispatch %s: stale or duplicate message, dropped",
-                priority.queue_name,
-                task_id,
-                dispatch_no,
+        done = container.execute_task().execute(ExecuteTaskRequest(task_id, dispatch_no))
+        where = f"[{priority.queue_name}] task {task_id} dispatch {dispatch_no}"
+        task = done.task
+        if done.outcome is AttemptOutcome.STALE_MESSAGE or task is None:
+            log.info("%s: stale or duplicate message, dropped", where)
+        elif done.outcome is AttemptOutcome.LOST_CLAIM:
+            log.warning(
+                "%s: attempt %d lost its claim (its lease expired: the task was handed on "
+                "or failed); its outcome (%s) is dropped",
+                where,
+                task.attempts,
+                task.status,
             )
-            return
-        log.info(
-            "[%s] task %s dispatch %s: %s after attempt %d/%d%s",
-            priority.queue_name,
-            task_id,
-            dispatch_no,
-            task.status,
-            task.attempts,
-            task.max_attempts,
-            f" ({task.error_message})" if task.error_message else "",
-        )
+        else:
+            log.info(
+                "%s: %s after attempt %d/%d%s",
+                where,
+                task.status,
+                task.attempts,
+                task.max_attempts,
+                f" ({task.error_message})" if task.error_message else "",
+            )
 
     def forget_parent_engine(**_: Any) -> None:
         # A pool process is forked: connections inherited from the parent share its sockets, so

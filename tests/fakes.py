@@ -24,7 +24,7 @@ from application.ports import (
 )
 from domain.errors import ConcurrentModification, TaskFailure
 from domain.priority import Priority
-from domain.task import Pair, Task, TaskStatus, add_pairs
+from domain.task import ATTEMPT_OUTCOME_FIELDS, Pair, Task, TaskStatus, add_pairs
 
 EPOCH = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -89,6 +89,10 @@ class InMemoryTaskRepository(TaskRepository):
         task = self._current(task_id)
         return copy.deepcopy(task) if task is not None else None
 
+    def get_for_update(self, task_id: int) -> Task | None:
+        # One thread at a time runs the core on the fakes: there is no other writer to lock out.
+        return self.get(task_id)
+
     def save(self, task: Task) -> None:
         self._statement()
         self._save(task)
@@ -111,6 +115,19 @@ class InMemoryTaskRepository(TaskRepository):
         task.version += 1  # a conditional write, not `save`: no version to check
         self.staged[task_id] = copy.deepcopy(task)
         return task
+
+    def record_outcome(self, task: Task, claimed_dispatch_no: int) -> Task | None:
+        self._statement()
+        assert task.id is not None
+        current = self._current(task.id)
+        if current is None or not current.holds_claim(claimed_dispatch_no):
+            return None
+        recorded = copy.deepcopy(current)  # what a concurrent move changed stays as stored
+        for name in ATTEMPT_OUTCOME_FIELDS:
+            setattr(recorded, name, copy.deepcopy(getattr(task, name)))
+        recorded.version += 1  # a conditional write, not `save`: no version to check
+        self.staged[task.id] = copy.deepcopy(recorded)
+        return recorded
 
     def page(self, task_filter: TaskFilter, limit: int, offset: int) -> TaskPage:
         self._statement()

@@ -30,13 +30,16 @@ from adapters.sql.tables import (
 from application.ports import TaskFilter, TaskPage, TaskRepository
 from domain.errors import ConcurrentModification
 from domain.priority import Priority
-from domain.task import Task
+from domain.task import ATTEMPT_OUTCOME_FIELDS, Task
 
 # Built once: SQLAlchemy caches the compiled SQL by statement, and these are the hot path.
 _INSERT = insert(tasks).returning(tasks.c.id)
 # One multi-row INSERT (SQLAlchemy's insertmanyvalues), ids returned in the order of the rows.
 _INSERT_MANY = insert(tasks).returning(tasks.c.id, sort_by_parameter_order=True)
 _GET = select(tasks).where(tasks.c.id == bindparam("task_id"))
+# FOR UPDATE (not SKIP LOCKED): a move waits its turn behind the row's current writer. SQLite
+# renders nothing; its BEGIN IMMEDIATE already holds the database's one write lock.
+_GET_FOR_UPDATE = _GET.with_for_update()
 # The compare-and-set. The WHERE names avoid the column names, which the SET clause takes.
 _SAVE = (
     update(tasks)
@@ -63,6 +66,21 @@ _CLAIM = (
         updated_at=bindparam("now", type_=tasks.c.updated_at.type),
         version=tasks.c.version + 1,
     )
+    .returning(*tasks.c)
+)
+
+# An attempt's outcome, conditional on its claim (design.md 3.2: results are written only by the
+# attempt holding it), not on the version: it sets the outcome's columns (ATTEMPT_OUTCOME_FIELDS)
+# and leaves the rest, a priority recorded meanwhile included, as stored. On PostgreSQL, behind a
+# concurrent writer it waits for that commit, then re-checks the condition on the new row.
+_RECORD_OUTCOME = (
+    update(tasks)
+    .where(
+        tasks.c.id == bindparam("task_id"),
+        tasks.c.status == RUNNING,
+        tasks.c.dispatch_no == bindparam("claimed_dispatch_no"),
+    )
+    .values(version=tasks.c.version + 1)
     .returning(*tasks.c)
 )
 
@@ -123,6 +141,10 @@ class SqlTaskRepository(TaskRepository):
         row = self._execute(_GET, {"task_id": task_id}).mappings().first()
         return task_from_row(row) if row is not None else None
 
+    def get_for_update(self, task_id: int) -> Task | None:
+        row = self._execute(_GET_FOR_UPDATE, {"task_id": task_id}).mappings().first()
+        return task_from_row(row) if row is not None else None
+
     def save(self, task: Task) -> None:
         self._will_write()
         params = mutable_values(task)
@@ -142,6 +164,16 @@ class SqlTaskRepository(TaskRepository):
             "lease_until": now + lease,
         }
         row = self._execute(_CLAIM, params).mappings().first()
+        return task_from_row(row) if row is not None else None
+
+    def record_outcome(self, task: Task, claimed_dispatch_no: int) -> Task | None:
+        """One conditional UPDATE ... RETURNING (see _RECORD_OUTCOME)."""
+        self._will_write()
+        values = mutable_values(task)
+        params = {name: values[name] for name in ATTEMPT_OUTCOME_FIELDS}
+        params["task_id"] = task.id
+        params["claimed_dispatch_no"] = claimed_dispatch_no
+        row = self._execute(_RECORD_OUTCOME, params).mappings().first()
         return task_from_row(row) if row is not None else None
 
     def page(self, task_filter: TaskFilter, limit: int, offset: int) -> TaskPage:

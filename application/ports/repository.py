@@ -38,6 +38,13 @@ class TaskRepository(Protocol):
     def get(self, task_id: int) -> Task | None:
         """The task as stored, or None."""
 
+    def get_for_update(self, task_id: int) -> Task | None:
+        """The task as stored, or None, its row locked against every other writer until the unit
+        of work ends: a writer that reads this way and then saves never meets a conflict, and
+        concurrent writers of one task queue behind each other (in arrival order on PostgreSQL)
+        instead of failing. The wait is as long as the holder's unit of work, which is short;
+        the dispatcher's selections skip a locked row instead of waiting for it."""
+
     def save(self, task: Task) -> None:
         """Write back a task read from this store: one conditional update that succeeds only if
         the stored version is still `task.version`, which it then increments.
@@ -54,6 +61,20 @@ class TaskRepository(Protocol):
 
         It never raises ConcurrentModification: no read precedes the write, and of concurrent
         claims of one dispatch exactly one gets the task."""
+
+    def record_outcome(self, task: Task, claimed_dispatch_no: int) -> Task | None:
+        """Write an attempt's outcome in a single conditional write, only while the attempt still
+        holds its claim: the stored task is running under `claimed_dispatch_no`.
+
+        `task` is the copy `claim` returned, moved by `Task.complete` or `Task.fail_attempt`.
+        Only the outcome's fields (`ATTEMPT_OUTCOME_FIELDS`) are written; every other field
+        keeps its stored value, so a legal move made while the attempt ran (a new priority) is
+        kept, and is what a retry is later dispatched on. The version is incremented. Returns
+        the task as stored after the write; None if the claim was lost (its lease expired and
+        the task was handed on or failed) or the id is unknown, and then nothing changes.
+
+        It never raises ConcurrentModification: no version is compared, and a concurrent writer
+        of the row only makes it wait for that writer's commit."""
 
     def page(self, task_filter: TaskFilter, limit: int, offset: int) -> TaskPage:
         """A page of matching tasks, newest first, with the number of all matching tasks."""

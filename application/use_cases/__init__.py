@@ -7,12 +7,18 @@ from application.use_cases.check_health import CheckHealth, HealthReport
 from application.use_cases.create_batch import CreateBatch, CreateBatchRequest
 from application.use_cases.create_task import CreateTask, CreateTaskRequest
 from application.use_cases.dispatch_due import DispatchDue, DispatchReport
-from application.use_cases.execute_task import ExecuteTask, ExecuteTaskRequest
+from application.use_cases.execute_task import (
+    AttemptOutcome,
+    ExecuteTask,
+    ExecuteTaskRequest,
+    ExecuteTaskResult,
+)
 from application.use_cases.get_task import GetTask
 from application.use_cases.list_tasks import ListTasks, ListTasksRequest
 from application.use_cases.retry_task import RetryTask
 
 __all__ = [
+    "AttemptOutcome",
     "CancelTask",
     "ChangePriority",
     "ChangePriorityRequest",
@@ -25,6 +31,7 @@ __all__ = [
     "DispatchReport",
     "ExecuteTask",
     "ExecuteTaskRequest",
+    "ExecuteTaskResult",
     "GetTask",
     "HealthReport",
     "ListTasks",

@@ -3,10 +3,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 
 from application.ports import Arithmetic, Clock, UnitOfWork
-from application.use_cases._moves import apply_move
-from domain.errors import ConcurrentModification, IllegalTransition, TaskFailure
+from domain.errors import TaskFailure
 from domain.retry import RetryPolicy
 from domain.task import Task
 
@@ -19,17 +19,36 @@ class ExecuteTaskRequest:
     dispatch_no: int
 
 
+class AttemptOutcome(StrEnum):
+    RECORDED = "recorded"
+    """The attempt ran and its outcome (success, retry later, failed) is stored."""
+    STALE_MESSAGE = "stale_message"
+    """Nothing ran: the message was stale or a duplicate, or named no task."""
+    LOST_CLAIM = "lost_claim"
+    """The attempt ran, but its lease expired and the task was handed on (or failed) before the
+    outcome could be written: the outcome was dropped, the later attempt's stands."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecuteTaskResult:
+    """`task`: as stored after the outcome (RECORDED); the attempt's own copy with the outcome it
+    could not write (LOST_CLAIM); None (STALE_MESSAGE)."""
+
+    outcome: AttemptOutcome
+    task: Task | None
+
+
 class ExecuteTask:
     """Run one attempt of a task on receipt of its message.
 
     Rules: the attempt first claims the task, which succeeds only for a queued task whose
     dispatch number is the message's (`Task.claim`'s rule, applied by the repository in one
     conditional write); a stale or duplicate message changes nothing. The claim is committed
-    (status running, attempt counted, lease taken) before any work. The outcome is written only
-    while this attempt still holds the claim: if its lease expired and the task was handed to
-    another attempt, the late result is dropped. If the outcome cannot be written because the
-    task keeps changing under it, it is dropped too and the lease brings the task back. A failed
-    attempt is retried with backoff while the budget lasts (the entity decides)."""
+    (status running, attempt counted, lease taken) before any work. The entity computes the
+    outcome from the claimed copy (`Task.complete`, or `Task.fail_attempt`: retried with backoff
+    while the budget lasts), and the repository writes it conditional on the claim alone: a
+    legal move made meanwhile (a new priority) never makes it fail and is kept. If the lease
+    expired and the task was handed to another attempt, the late outcome is dropped."""
 
     def __init__(
         self,
@@ -45,11 +64,11 @@ class ExecuteTask:
         self._retry = retry
         self._lease = lease
 
-    def execute(self, request: ExecuteTaskRequest) -> Task | None:
-        """The task as this attempt left it, or None if the message was stale."""
+    def execute(self, request: ExecuteTaskRequest) -> ExecuteTaskResult:
+        """What happened to this message (see AttemptOutcome); the store raises if unreachable."""
         claimed = self._claim(request)
         if claimed is None:
-            return None
+            return ExecuteTaskResult(AttemptOutcome.STALE_MESSAGE, None)
         failure: TaskFailure | None = None
         sums: list[int] = []
         try:
@@ -72,32 +91,16 @@ class ExecuteTask:
 
     def _record(
         self, claimed: Task, dispatch_no: int, sums: list[int], failure: TaskFailure | None
-    ) -> Task | None:
+    ) -> ExecuteTaskResult:
         now = self._clock.now()
-
-        def outcome(task: Task) -> None:
-            if failure is None:
-                task.complete(dispatch_no, sums, now)
-            else:
-                task.fail_attempt(dispatch_no, failure, now, self._retry)
-
-        assert claimed.id is not None
-        try:
-            return apply_move(self._uow, claimed.id, outcome, known=claimed)
-        except IllegalTransition:
-            log.warning(
-                "task %s: attempt %s lost its claim; its outcome is dropped",
-                claimed.id,
-                dispatch_no,
-            )
-            return None
-        except ConcurrentModification:
-            # Still running under this attempt's lease: when it expires the dispatcher hands the
-            # task to another attempt (or fails it if that was the last).
-            log.error(
-                "task %s: attempt %s could not record its outcome, the task kept changing; "
-                "dropped, the lease will bring the task back",
-                claimed.id,
-                dispatch_no,
-            )
-            return None
+        # The claimed copy still holds the claim, so the entity's move cannot be refused here.
+        if failure is None:
+            claimed.complete(dispatch_no, sums, now)
+        else:
+            claimed.fail_attempt(dispatch_no, failure, now, self._retry)
+        with self._uow.one_write():
+            recorded = self._uow.tasks.record_outcome(claimed, dispatch_no)
+            self._uow.commit()
+        if recorded is None:
+            return ExecuteTaskResult(AttemptOutcome.LOST_CLAIM, claimed)
+        return ExecuteTaskResult(AttemptOutcome.RECORDED, recorded)

@@ -5,6 +5,7 @@ tests run it against the in-memory fake, the integration tests against PostgreSQ
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
@@ -238,6 +239,101 @@ class TaskRepositoryContract:
         with uow:
             assert uow.tasks.claim(task_id, 1, NOW, LEASE) is not None
         assert stored(uow, task_id).status is TaskStatus.QUEUED
+
+    def _claimed(self, uow: UnitOfWork, task: Task) -> Task:
+        (task_id,) = added(uow, task)
+        with uow.one_write():
+            claimed = uow.tasks.claim(task_id, task.dispatch_no, NOW, LEASE)
+            uow.commit()
+        assert claimed is not None
+        return claimed
+
+    @pytest.mark.parametrize("outcome", ["success", "retry", "failed"])
+    def test_record_outcome_writes_the_entity_s_outcome_under_the_claim(
+        self, uow: UnitOfWork, outcome: str
+    ) -> None:
+        claimed = self._claimed(uow, batch([(1, 2), (3, 4)]) if outcome == "success" else single())
+        assert claimed.id is not None
+        later = NOW + timedelta(seconds=2)
+        if outcome == "success":
+            claimed.complete(1, [3, 7], later)
+        else:
+            if outcome == "failed":
+                claimed.max_attempts = claimed.attempts  # not a field an outcome writes
+            claimed.fail_attempt(1, TaskFailure("glitch"), later, RETRY)
+        expected = copy.deepcopy(claimed)
+        expected.version += 1
+        if outcome == "failed":
+            expected.max_attempts = 3  # as stored
+        with uow.one_write():
+            recorded = uow.tasks.record_outcome(claimed, 1)
+            uow.commit()
+        assert recorded is not None
+        assert asdict(recorded) == asdict(expected)
+        assert asdict(stored(uow, claimed.id)) == asdict(expected)
+
+    def test_record_outcome_keeps_a_priority_recorded_while_the_attempt_ran(
+        self, uow: UnitOfWork
+    ) -> None:
+        claimed = self._claimed(uow, single(2, 5, Priority.LOW))
+        assert claimed.id is not None
+        with uow:
+            moving = uow.tasks.get_for_update(claimed.id)
+            assert moving is not None
+            moving.change_priority(Priority.HIGH, NOW, SCHEDULE)
+            uow.tasks.save(moving)
+            uow.commit()
+        claimed.fail_attempt(1, TaskFailure("glitch"), NOW, RETRY)  # from the claimed copy
+        with uow:
+            recorded = uow.tasks.record_outcome(claimed, 1)
+            uow.commit()
+        assert recorded is not None
+        back = stored(uow, claimed.id)
+        assert (back.status, back.dispatch_no, back.priority, back.version) == (
+            TaskStatus.QUEUED,
+            2,
+            Priority.HIGH,
+            3,
+        )
+        assert asdict(recorded) == asdict(back)
+
+    def test_record_outcome_without_the_claim_changes_nothing(self, uow: UnitOfWork) -> None:
+        claimed = self._claimed(uow, single())
+        assert claimed.id is not None
+        handed_on = stored(uow, claimed.id)
+        handed_on.expire_lease(NOW + LEASE)  # queued again under dispatch 2
+        with uow:
+            uow.tasks.save(handed_on)
+            uow.commit()
+        before = stored(uow, claimed.id)
+        late = copy.deepcopy(claimed)
+        late.complete(1, [3], NOW + LEASE)
+        with uow:
+            assert uow.tasks.record_outcome(late, 1) is None
+            uow.commit()
+        assert asdict(stored(uow, claimed.id)) == asdict(before)
+        late.id = 10**12  # unknown id
+        with uow:
+            assert uow.tasks.record_outcome(late, 1) is None
+
+    def test_an_outcome_is_kept_only_if_committed(self, uow: UnitOfWork) -> None:
+        claimed = self._claimed(uow, single())
+        assert claimed.id is not None
+        claimed.complete(1, [3], NOW)
+        with uow:
+            assert uow.tasks.record_outcome(claimed, 1) is not None
+        assert stored(uow, claimed.id).status is TaskStatus.RUNNING
+
+    def test_get_for_update_reads_what_get_reads(self, uow: UnitOfWork) -> None:
+        (task_id,) = added(uow, single(4, 5))
+        with uow:
+            locked = uow.tasks.get_for_update(task_id)
+            assert uow.tasks.get_for_update(10**12) is None
+            assert locked is not None
+            locked.cancel(NOW)
+            uow.tasks.save(locked)
+            uow.commit()
+        assert stored(uow, task_id).status is TaskStatus.CANCELLED
 
     def test_page_is_newest_first_with_the_total_of_all_matches(self, uow: UnitOfWork) -> None:
         ids = added(uow, *(single(i, i) for i in range(5)))

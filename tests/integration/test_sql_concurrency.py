@@ -14,7 +14,7 @@ from sqlalchemy import Engine, text
 from adapters.arithmetic import ExactArithmetic
 from adapters.clock import SystemClock
 from adapters.sql import SqlUnitOfWork
-from application.use_cases import ExecuteTask, ExecuteTaskRequest
+from application.use_cases import AttemptOutcome, ExecuteTask, ExecuteTaskRequest
 from domain.errors import ConcurrentModification
 from domain.priority import Priority
 from domain.retry import RetryPolicy
@@ -110,17 +110,19 @@ def test_workers_racing_on_one_message_run_the_attempt_once(
     racers = 4
     start = threading.Barrier(racers)
 
-    def run() -> Task | None:
+    def run() -> AttemptOutcome:
         use_case = ExecuteTask(
             SqlUnitOfWork(engine), SystemClock(), ExactArithmetic(), RETRY, LEASE
         )
         start.wait(10)
-        return use_case.execute(ExecuteTaskRequest(task_id, dispatch_no=1))
+        return use_case.execute(ExecuteTaskRequest(task_id, dispatch_no=1)).outcome
 
     with ThreadPoolExecutor(racers) as pool:
         outcomes = list(pool.map(lambda _: run(), range(racers)))
 
-    assert sum(outcome is not None for outcome in outcomes) == 1
+    assert sorted(outcomes) == sorted(
+        [AttemptOutcome.RECORDED] + [AttemptOutcome.STALE_MESSAGE] * (racers - 1)
+    )
     done = stored(uow, task_id)
     assert (done.status, done.attempts, done.result) == (TaskStatus.SUCCESS, 1, 2**63)
 
@@ -135,7 +137,8 @@ def test_sqlite_serialises_writers_without_database_is_locked_errors(
             SqlUnitOfWork(sqlite_engine), SystemClock(), ExactArithmetic(), RETRY, LEASE
         )
         for task_id in share:
-            assert use_case.execute(ExecuteTaskRequest(task_id, 1)) is not None
+            done = use_case.execute(ExecuteTaskRequest(task_id, 1))
+            assert done.outcome is AttemptOutcome.RECORDED
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(run_share, [ids[i::4] for i in range(4)]))

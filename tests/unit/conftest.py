@@ -14,13 +14,13 @@ from application.use_cases import (
     DispatchDue,
     ExecuteTask,
     ExecuteTaskRequest,
+    ExecuteTaskResult,
     GetTask,
     ListTasks,
     RetryTask,
 )
 from domain.priority import SchedulePolicy
 from domain.retry import RetryPolicy
-from domain.task import Task
 from tests.fakes import FakeClock, FakeUnitOfWork, RecordingQueue, ScriptedArithmetic
 
 LEASE = timedelta(seconds=30)
@@ -58,7 +58,7 @@ class Core:
         self.dispatch_due = DispatchDue(u, q, c, batch_size=100, lost_after=LOST_AFTER)
         self.check_health = CheckHealth(u, q)
 
-    def deliver(self) -> list[Task | None]:
+    def deliver(self) -> list[ExecuteTaskResult]:
         """Workers take every waiting message and run it."""
         return [
             self.execute_task.execute(ExecuteTaskRequest(d.task_id, d.dispatch_no))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import timedelta
 
 import pytest
@@ -9,7 +10,13 @@ import pytest
 from domain.errors import IllegalTransition, InvalidOperands, PermanentTaskFailure, TaskFailure
 from domain.priority import Priority, SchedulePolicy
 from domain.retry import RetryPolicy
-from domain.task import LEASE_EXPIRED_MESSAGE, Task, TaskStatus, add_pairs
+from domain.task import (
+    ATTEMPT_OUTCOME_FIELDS,
+    LEASE_EXPIRED_MESSAGE,
+    Task,
+    TaskStatus,
+    add_pairs,
+)
 from tests.factories import BatchTaskFactory, TaskFactory
 from tests.fakes import EPOCH
 
@@ -145,6 +152,29 @@ def test_a_failed_attempt_with_budget_left_is_requeued_after_growing_backoff() -
     assert task.attempts == 3
     assert task.error_message == "third"
     assert task.finished_at == EPOCH
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    ["success", "batch success", "failed, retried", "failed, budget spent", "permanent failure"],
+)
+def test_an_attempt_s_outcome_changes_only_the_outcome_fields(outcome: str) -> None:
+    # The store writes an outcome back as these fields only: one more changed here would be lost.
+    task: Task = BatchTaskFactory(pairs=[(1, 2)]) if outcome == "batch success" else running()
+    if outcome == "batch success":
+        task.claim(1, EPOCH, LEASE)
+    if outcome == "failed, budget spent":
+        task.attempts = task.max_attempts
+    before = asdict(task)
+    later = EPOCH + timedelta(seconds=3)
+    if outcome.endswith("success"):
+        task.complete(1, add_pairs(task.operands), later)
+    else:
+        failure = PermanentTaskFailure("no") if outcome.startswith("permanent") else TaskFailure()
+        task.fail_attempt(1, failure, later, NO_JITTER)
+    changed = {name for name, value in asdict(task).items() if before[name] != value}
+    assert "status" in changed
+    assert changed <= set(ATTEMPT_OUTCOME_FIELDS)
 
 
 def test_a_permanent_failure_fails_at_once() -> None:

@@ -6,23 +6,26 @@ import pytest
 
 from application.ports import Dispatch, TaskFilter
 from application.use_cases import (
+    AttemptOutcome,
     ChangePriorityRequest,
     CreateBatchRequest,
     CreateTaskRequest,
     ExecuteTaskRequest,
+    ExecuteTaskResult,
     ListTasksRequest,
 )
 from domain.errors import (
     BatchTooLarge,
-    ConcurrentModification,
     IllegalTransition,
     InvalidOperands,
     TaskNotFound,
 )
 from domain.priority import Priority
-from domain.task import Task, TaskStatus, TaskType
-from tests.fakes import InMemoryTaskRepository, WorkerKilled, transient
+from domain.task import LEASE_EXPIRED_MESSAGE, Task, TaskStatus, TaskType
+from tests.fakes import WorkerKilled, transient
 from tests.unit.conftest import LEASE, LOST_AFTER, Core
+
+RECORDED, STALE = AttemptOutcome.RECORDED, AttemptOutcome.STALE_MESSAGE
 
 
 def create(core: Core, a: int = 1, b: int = 2, priority: Priority = Priority.MEDIUM) -> int:
@@ -110,7 +113,8 @@ def test_a_queued_low_task_moved_to_high_is_published_once_on_high_and_runs_once
     assert core.queue.published[1:] == [Dispatch(task_id, 2, Priority.HIGH)]
 
     outcomes = core.deliver()  # the stale low message and the high one both arrive
-    assert [o.id if o else None for o in outcomes] == [None, task_id]
+    assert [o.outcome for o in outcomes] == [STALE, RECORDED]
+    assert outcomes[1].task is not None and outcomes[1].task.id == task_id
     core.clock.advance(60)
     core.dispatch_due.execute()
     core.deliver()
@@ -162,13 +166,14 @@ def test_a_duplicate_message_runs_the_task_once(core: Core) -> None:
     task_id = create(core, 1, 1, Priority.HIGH)
     core.queue.publish(list(core.queue.published))  # the broker delivers it twice
     first, second = core.deliver()
-    assert first is not None and second is None
+    assert (first.outcome, second.outcome) == (RECORDED, STALE)
     assert core.arithmetic.calls == 1
     assert core.uow.stored(task_id).attempts == 1
 
 
 def test_a_message_for_an_unknown_task_changes_nothing(core: Core) -> None:
-    assert core.execute_task.execute(ExecuteTaskRequest(task_id=99, dispatch_no=1)) is None
+    done = core.execute_task.execute(ExecuteTaskRequest(task_id=99, dispatch_no=1))
+    assert (done.outcome, done.task) == (STALE, None)
     assert core.uow.store.rows == {}
 
 
@@ -229,7 +234,7 @@ def test_manual_retry_is_refused_unless_failed(core: Core) -> None:
 def test_a_cancelled_task_never_runs_even_if_its_message_arrives(core: Core) -> None:
     task_id = create(core, priority=Priority.HIGH)
     core.cancel_task.execute(task_id)
-    assert core.deliver() == [None]
+    assert [done.outcome for done in core.deliver()] == [STALE]
     assert core.arithmetic.calls == 0
     assert core.uow.stored(task_id).status is TaskStatus.CANCELLED
     with pytest.raises(IllegalTransition):
@@ -362,7 +367,7 @@ def test_a_lost_worker_s_task_runs_again_with_the_lost_attempt_counted(core: Cor
 
 def test_a_late_result_from_an_attempt_that_lost_its_lease_is_dropped(core: Core) -> None:
     task_id = create(core, 1, 2, Priority.HIGH)
-    second_attempt: list[Task | None] = []
+    second_attempt: list[ExecuteTaskResult] = []
 
     def lease_runs_out_and_another_attempt_runs() -> None:
         core.clock.advance(LEASE.total_seconds())
@@ -370,11 +375,13 @@ def test_a_late_result_from_an_attempt_that_lost_its_lease_is_dropped(core: Core
         second_attempt.extend(core.deliver())
 
     core.arithmetic.meanwhile = lease_runs_out_and_another_attempt_runs
-    (slow_outcome,) = core.deliver()
+    (slow,) = core.deliver()
 
-    assert slow_outcome is None  # the slow attempt's result was dropped, not written
+    assert slow.outcome is AttemptOutcome.LOST_CLAIM  # its result was dropped, not written
+    assert slow.task is not None and slow.task.dispatch_no == 1
     (replacement,) = second_attempt
-    assert replacement is not None and replacement.dispatch_no == 2
+    assert replacement.outcome is RECORDED
+    assert replacement.task is not None and replacement.task.dispatch_no == 2
     task = core.uow.stored(task_id)
     assert (task.status, task.result, task.attempts, task.dispatch_no) == (
         TaskStatus.SUCCESS,
@@ -384,24 +391,26 @@ def test_a_late_result_from_an_attempt_that_lost_its_lease_is_dropped(core: Core
     )
 
 
-def test_an_outcome_that_keeps_conflicting_is_dropped_and_the_lease_brings_the_task_back(
-    core: Core, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    task_id = create(core, 2, 3, Priority.HIGH)
-
-    def always_changed_meanwhile(self: InMemoryTaskRepository, task: Task) -> None:
-        raise ConcurrentModification(f"task {task.id} changed since it was read")
-
-    with monkeypatch.context() as patched:
-        patched.setattr(InMemoryTaskRepository, "save", always_changed_meanwhile)
-        assert core.deliver() == [None]  # no exception escapes to the worker
-    assert core.arithmetic.calls == 1
-    assert core.uow.stored(task_id).status is TaskStatus.RUNNING
-    core.clock.advance(LEASE.total_seconds())
-    assert core.dispatch_due.execute().expired_leases == 1
+def test_a_late_failure_does_not_undo_the_task_s_expiry_on_its_last_attempt(core: Core) -> None:
+    task_id = create(core, 1, 2, Priority.HIGH)
+    core.arithmetic.failures = [transient(), transient()]
     core.deliver()
-    done = core.uow.stored(task_id)
-    assert (done.status, done.result, done.attempts) == (TaskStatus.SUCCESS, 5, 2)
+    core.clock.advance(5)
+    core.dispatch_due.execute()
+    core.deliver()  # attempts 1 and 2 failed: the third is the last
+
+    def lease_runs_out() -> None:
+        core.clock.advance(LEASE.total_seconds())
+        assert core.dispatch_due.execute().expired_leases == 1
+
+    core.clock.advance(10)
+    core.dispatch_due.execute()
+    core.arithmetic.meanwhile = lease_runs_out
+    (late,) = core.deliver()
+    assert late.outcome is AttemptOutcome.LOST_CLAIM
+    failed = core.uow.stored(task_id)
+    assert (failed.status, failed.attempts, failed.result) == (TaskStatus.FAILED, 3, None)
+    assert failed.error_message == LEASE_EXPIRED_MESSAGE
 
 
 def test_a_priority_change_during_a_run_does_not_lose_the_result(core: Core) -> None:
@@ -411,9 +420,61 @@ def test_a_priority_change_during_a_run_does_not_lose_the_result(core: Core) -> 
     core.arithmetic.meanwhile = lambda: core.change_priority.execute(
         ChangePriorityRequest(task_id=task_id, priority=Priority.HIGH)
     )
+    (done,) = core.deliver()
+    assert done.outcome is RECORDED
+    assert done.task is not None and done.task.priority is Priority.HIGH  # as stored
+    task = core.uow.stored(task_id)
+    assert (task.status, task.result, task.attempts, task.priority) == (
+        TaskStatus.SUCCESS,
+        4,
+        1,
+        Priority.HIGH,
+    )
+
+
+def test_many_priority_changes_during_a_run_neither_fail_nor_lose_the_result(core: Core) -> None:
+    task_id = create(core, 2, 5, Priority.LOW)
+    core.clock.advance(10)
+    core.dispatch_due.execute()
+    moved: list[Task] = []
+
+    def storm() -> None:
+        for i in range(300):
+            request = ChangePriorityRequest(task_id=task_id, priority=Priority(1 + i % 3))
+            moved.append(core.change_priority.execute(request))
+
+    core.arithmetic.meanwhile = storm
+    (done,) = core.deliver()
+    assert len(moved) == 300
+    assert done.outcome is RECORDED
+    task = core.uow.stored(task_id)
+    assert (task.status, task.result, task.attempts) == (TaskStatus.SUCCESS, 7, 1)
+    assert task.priority is Priority(1 + 299 % 3)  # the last change, kept by the outcome
+
+
+def test_a_retry_after_a_failure_is_dispatched_on_the_priority_recorded_during_the_run(
+    core: Core,
+) -> None:
+    task_id = create(core, 1, 1, Priority.LOW)
+    core.clock.advance(10)
+    core.dispatch_due.execute()
+    core.arithmetic.failures = [transient()]
+    core.arithmetic.meanwhile = lambda: core.change_priority.execute(
+        ChangePriorityRequest(task_id=task_id, priority=Priority.HIGH)
+    )
+    (failed,) = core.deliver()
+    assert failed.outcome is RECORDED
+    requeued = core.uow.stored(task_id)
+    assert (requeued.status, requeued.priority, requeued.dispatch_no) == (
+        TaskStatus.QUEUED,
+        Priority.HIGH,
+        2,
+    )
+    core.clock.current = requeued.scheduled_for  # the retry's backoff, not a priority delay
+    core.dispatch_due.execute()
+    assert core.queue.published[-1] == Dispatch(task_id, 2, Priority.HIGH)
     core.deliver()
-    done = core.uow.stored(task_id)
-    assert (done.status, done.result, done.priority) == (TaskStatus.SUCCESS, 4, Priority.HIGH)
+    assert core.uow.stored(task_id).result == 2
 
 
 def test_list_is_newest_first_filtered_and_paged(core: Core) -> None:
