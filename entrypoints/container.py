@@ -12,7 +12,7 @@ from dependency_injector import containers, providers
 from adapters.arithmetic import ExactArithmetic, FaultInjectingArithmetic
 from adapters.broker import CeleryTaskQueue, create_celery_app
 from adapters.clock import SystemClock
-from adapters.sql import SqlUnitOfWork, create_engine_for
+from adapters.sql import SqlUnitOfWork, Waits, create_engine_for
 from application.use_cases import (
     CancelTask,
     ChangePriority,
@@ -40,7 +40,14 @@ class Container(containers.DeclarativeContainer):
 
     clock = providers.ThreadSafeSingleton(SystemClock)
     engine = providers.ThreadSafeSingleton(
-        create_engine_for, settings.provided.resolved_database_url
+        create_engine_for,
+        settings.provided.resolved_database_url,
+        waits=providers.Factory(
+            Waits,
+            lock=settings.provided.db_lock_timeout_seconds,
+            statement=settings.provided.db_statement_timeout_seconds,
+            pool=settings.provided.db_pool_timeout_seconds,
+        ),
     )
     uow = providers.Factory(SqlUnitOfWork, engine)
     # For the use cases that only read: on SQLite they then never wait behind a writer.

@@ -69,6 +69,27 @@ class Settings(BaseSettings):
         "its queue (as many tasks were published after it as messages wait there) is published "
         "again.",
     )
+    db_lock_timeout_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="Longest wait of a PostgreSQL statement on a lock held by another session, "
+        "and of an API request for its turn on a task other requests are changing; then 503 "
+        "with Retry-After. taskman holds a row for milliseconds, so a longer wait means "
+        "something else holds it; 1 s answers within a 2 s client timeout.",
+    )
+    db_statement_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest run of a PostgreSQL statement, lock waits included; then 503 with "
+        "Retry-After. The slowest legitimate one (a 100,000-pair batch) takes under 1 s.",
+    )
+    db_pool_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="Longest wait for a free pooled database connection; then 503 with "
+        "Retry-After. The API's pool is larger than its threadpool, so a wait means a leak "
+        "or an overload.",
+    )
     max_batch_pairs: int = Field(default=100_000, ge=1, description="Largest batch accepted.")
 
     task_failure_rate: float = Field(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from celery import Celery
 from kombu import Connection
@@ -23,6 +24,8 @@ ACQUIRE_TIMEOUT_SECONDS = 2.0
 # Workers answer a broadcast within a few milliseconds; /health must stay fast.
 INSPECT_TIMEOUT_SECONDS = 0.4
 CONSUMERS_CACHE_SECONDS = 5.0
+
+T = TypeVar("T")
 
 
 class CeleryTaskQueue(TaskQueue):
@@ -42,6 +45,8 @@ class CeleryTaskQueue(TaskQueue):
         self._consumers_at = 0.0
         self._errors: tuple[type[BaseException], ...] | None = None
         self._redis: RedisPublisher | None = None
+        self._address = broker_address(str(app.conf.broker_url))
+        self._password = urlsplit(str(app.conf.broker_url)).password
         if redis_publisher.supports(
             str(app.conf.broker_url), app.conf.broker_transport_options or {}
         ):
@@ -64,7 +69,7 @@ class CeleryTaskQueue(TaskQueue):
             try:
                 self._redis.publish(dispatches)
             except redis_publisher.ERRORS as error:
-                raise QueueUnavailable(f"{type(error).__name__}: {error}") from error
+                raise self._unavailable(error) from error
             return
         self._send_tasks(dispatches)
 
@@ -90,13 +95,15 @@ class CeleryTaskQueue(TaskQueue):
                 )
 
     def pending(self, priority: Priority) -> int:
-        with self._broker_errors(), self._connection() as connection:
+        def count(connection: Connection) -> int:
             # Not passive: on Redis an empty queue has no key, and a passive declare of it
             # raises NOT_FOUND. Declaring is harmless there and creates the queue elsewhere.
             declared = connection.default_channel.queue_declare(
                 queue=priority.queue_name, passive=False
             )
             return int(declared.message_count)
+
+        return self._on_live_connection(count)
 
     def consumers(self) -> Mapping[Priority, int]:
         """Counted from the workers' answers to a broadcast. A full answer (every queue has a
@@ -116,13 +123,17 @@ class CeleryTaskQueue(TaskQueue):
             return dict(self._consumers)
 
     def _ask_workers(self) -> Mapping[Priority, int]:
-        with self._broker_errors(), self._connection() as connection:
+        def ask(connection: Connection) -> dict[str, list[dict[str, Any]]] | None:
             if "fanout" not in connection.transport.implements.exchange_type:
-                return {}
+                return None
             inspector = self._app.control.inspect(
                 timeout=INSPECT_TIMEOUT_SECONDS, connection=connection
             )
-            replies: dict[str, list[dict[str, Any]]] = inspector.active_queues() or {}
+            return inspector.active_queues() or {}
+
+        replies = self._on_live_connection(ask)
+        if replies is None:
+            return {}
         counts = dict.fromkeys(Priority, 0)
         by_name = {priority.queue_name: priority for priority in Priority}
         for queues in replies.values():
@@ -143,12 +154,38 @@ class CeleryTaskQueue(TaskQueue):
         with self._app.pool.acquire(block=True, timeout=ACQUIRE_TIMEOUT_SECONDS) as connection:
             yield connection
 
+    def _on_live_connection(self, action: Callable[[Connection], T]) -> T:
+        """`action` on a pooled broker connection, once more on a new one if the first is dead.
+
+        A server that closes idle connections (Redis `timeout`, a proxy, a failover, CLIENT KILL)
+        leaves dead sockets in the pool, found dead only when used: the connection is then
+        dropped without a goodbye and replaced once. A second failure means the broker really
+        cannot be reached. Raises QueueUnavailable."""
+        for attempt in (1, 2):
+            with self._broker_errors(), self._connection() as connection:
+                try:
+                    return action(connection)
+                except self._recoverable_errors() as error:
+                    # Its sockets are dead: forget them; the pool reconnects it on next use.
+                    connection.collect()
+                    if attempt == 2:
+                        raise self._unavailable(error) from error
+        raise AssertionError("unreachable")
+
     @contextmanager
     def _broker_errors(self) -> Iterator[None]:
         try:
             yield
         except self._recoverable_errors() as error:
-            raise QueueUnavailable(f"{type(error).__name__}: {error}") from error
+            raise self._unavailable(error) from error
+
+    def _unavailable(self, error: BaseException) -> QueueUnavailable:
+        """Names the broker's host:port and the reason; a password never (a client library may
+        quote the URL it was given)."""
+        reason = f"{type(error).__name__}: {error}"
+        if self._password:
+            reason = reason.replace(self._password, "***")
+        return QueueUnavailable(f"{self._address}: {reason}")
 
     def _recoverable_errors(self) -> tuple[type[BaseException], ...]:
         if self._errors is None:
@@ -162,6 +199,23 @@ class CeleryTaskQueue(TaskQueue):
             )
             connection.release()
         return self._errors
+
+
+def broker_address(broker_url: str) -> str:
+    """`host:port` of a network broker URL (credentials left out); the URL's scheme for the
+    embedded filesystem transport, which has no address."""
+    parts = urlsplit(broker_url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if not parts.hostname or parts.scheme.startswith("filesystem"):
+        return parts.scheme or "broker"
+    port = port or _DEFAULT_PORTS.get(parts.scheme)
+    return f"{parts.hostname}:{port}" if port else parts.hostname
+
+
+_DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "amqp": 5672, "amqps": 5671}
 
 
 def _batch(producer: Any, dispatches: Sequence[Dispatch]) -> Any:

@@ -57,8 +57,9 @@ class RedisPublisher:
 
     One client (and its connection pool, which redis-py resets in a forked child) for the life of
     the publisher; one round trip per `publish`: one multi-value LPUSH per queue, pipelined when
-    the dispatches span several queues. No retry: a connection error reaches the caller at once
-    (after at most the connect timeout), as the broker being unavailable."""
+    the dispatches span several queues. A connection found dead is re-established once; a second
+    connection error, or a timeout, reaches the caller at once (after at most the connect
+    timeout), as the broker being unavailable."""
 
     def __init__(
         self,
@@ -72,7 +73,12 @@ class RedisPublisher:
             broker_url,
             socket_connect_timeout=connect_timeout_seconds,
             socket_timeout=socket_timeout_seconds,
-            retry=Retry(NoBackoff(), 0),
+            # A connection the server closed (its idle `timeout`, a proxy, a failover) is
+            # found dead only when used: reconnect and send once more. Only on a connection
+            # error, which comes at once, never on a timeout, which would double the wait. If
+            # the first LPUSH did land, its message is pushed twice: a duplicate runs nothing
+            # twice, as claims are conditional.
+            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
         )
         self._client = redis.Redis(connection_pool=pool)
         self._reply_to = reply_to

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import select
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +22,72 @@ READ_ONLY = "taskman_read_only"
 DEFAULT_POOL_SIZE = 40
 
 
+# A transaction left open by a client that stopped talking keeps its locks: PostgreSQL ends such
+# a session after this long. taskman's own transactions idle only between their statements, or
+# while a dispatcher round publishes (bounded by the broker's timeouts, seconds at most).
+IDLE_IN_TRANSACTION_TIMEOUT_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Waits:
+    """The longest waits of a statement and of a checkout, in seconds; None: unbounded.
+
+    - `lock`: a PostgreSQL statement waiting on a row or table lock (`lock_timeout`); then it
+      fails with SQLSTATE 55P03 (lock_not_available), wrapped in sqlalchemy's OperationalError.
+    - `statement`: a PostgreSQL statement, lock waits included (`statement_timeout`); then
+      SQLSTATE 57014 (query_canceled), likewise wrapped.
+    - `pool`: a checkout from the engine's pool when every connection is in use
+      (`pool_timeout`); then sqlalchemy.exc.TimeoutError.
+
+    SQLite keeps its busy timeout (SQLITE_BUSY_TIMEOUT_MS): its one write lock is taken in turn
+    by every writer of every process, a wait that is normal there, not a sign of a stuck lock."""
+
+    lock: float | None = None
+    statement: float | None = None
+    pool: float | None = None
+
+
+UNBOUNDED = Waits()
+
+
 def create_engine_for(
-    url: str, *, pool_size: int = DEFAULT_POOL_SIZE, max_overflow: int = 10
+    url: str,
+    *,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    max_overflow: int = 10,
+    waits: Waits = UNBOUNDED,
 ) -> Engine:
-    """An engine for `postgresql://`, `postgresql+psycopg://` or `sqlite:///path` URLs."""
+    """An engine for `postgresql://`, `postgresql+psycopg://` or `sqlite:///path` URLs, whose
+    waits are bounded by `waits` (see Waits for what each bound raises)."""
     parsed = normalised_url(url)
     if parsed.get_backend_name() == "postgresql":
-        return _postgresql(parsed, pool_size, max_overflow)
+        return _postgresql(parsed, pool_size, max_overflow, waits)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite(parsed)
+        return _sqlite(parsed, waits)
     raise ValueError(f"unsupported database URL {parsed.render_as_string(hide_password=True)}")
+
+
+def _pool_timeout(waits: Waits) -> dict[str, float]:
+    return {} if waits.pool is None else {"pool_timeout": waits.pool}
+
+
+def _session_options(waits: Waits) -> str:
+    """libpq `options`: server settings of every session, set as it starts (no round trip)."""
+    settings = {
+        # Every timestamp comes back in UTC without a per-value conversion.
+        "timezone": "UTC",
+        "idle_in_transaction_session_timeout": _milliseconds(IDLE_IN_TRANSACTION_TIMEOUT_SECONDS),
+    }
+    if waits.lock is not None:
+        settings["lock_timeout"] = _milliseconds(waits.lock)
+    if waits.statement is not None:
+        settings["statement_timeout"] = _milliseconds(waits.statement)
+    return " ".join(f"-c {name}={value}" for name, value in settings.items())
+
+
+def _milliseconds(seconds: float) -> str:
+    # At least 1: PostgreSQL reads 0 as "no timeout".
+    return str(max(1, round(seconds * 1000)))
 
 
 def normalised_url(url: str) -> URL:
@@ -41,13 +98,13 @@ def normalised_url(url: str) -> URL:
     return parsed
 
 
-def _postgresql(url: URL, pool_size: int, max_overflow: int) -> Engine:
+def _postgresql(url: URL, pool_size: int, max_overflow: int, waits: Waits) -> Engine:
     engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
-        # Every timestamp comes back in UTC without a per-value conversion.
-        connect_args={"options": "-c timezone=UTC"},
+        connect_args={"options": _session_options(waits)},
+        **_pool_timeout(waits),
     )
     # A PostgreSQL restart leaves every pooled connection dead. SQLAlchemy invalidates the
     # whole pool on the first disconnect error, but that first statement still fails, and for
@@ -73,10 +130,16 @@ def _readable(fd: int) -> bool:
     return bool(poller.poll(0))
 
 
-def _sqlite(url: URL) -> Engine:
-    if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+def _sqlite(url: URL, waits: Waits) -> Engine:
+    in_file = bool(url.database) and url.database != ":memory:"
+    if in_file:
+        Path(str(url.database)).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        # Only a file has a queue pool; an in-memory database has one connection per thread.
+        **(_pool_timeout(waits) if in_file else {}),
+    )
     event.listen(engine, "connect", _configure_sqlite_connection)
     event.listen(engine, "begin", _begin_immediate)
     return engine

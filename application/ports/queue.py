@@ -19,7 +19,10 @@ class Dispatch:
 
 
 class QueueUnavailable(Exception):
-    """The broker could not be reached; nothing is known to have been published."""
+    """The broker could not be reached; nothing is known to have been published.
+
+    Its message names the broker's address (`host:port`) and the reason, never a credential,
+    so it may be shown to clients."""
 
 
 class TaskQueue(Protocol):

@@ -4,7 +4,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from application.ports import TaskQueue, UnitOfWork
+from application.ports import QueueUnavailable, TaskQueue, UnitOfWork
 from domain.priority import Priority
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,11 @@ class CheckHealth:
 def _probe(check: Callable[[], None]) -> str:
     try:
         check()
+    except QueueUnavailable as error:
+        # Its message names the broker's host:port and the reason, never a credential (the
+        # port's promise): what an operator reading the 503 needs to act.
+        log.warning("health probe failed: %s", error)
+        return f"unavailable: {error}"
     except Exception as error:  # health reports the failure instead of raising it
         # The answer is public: it names the kind of failure, the log keeps hosts and ports.
         log.warning("health probe failed: %s: %s", type(error).__name__, error)

@@ -16,6 +16,7 @@ from entrypoints.api import API_PREFIX, health, tasks
 from entrypoints.api.body_limit import BodyLimitMiddleware
 from entrypoints.api.docs import install_problem_schemas
 from entrypoints.api.problems import install_problem_handlers
+from entrypoints.api.task_turns import TaskTurns
 from entrypoints.container import Container
 
 # A pretty-printed pair with two 20-digit operands stays under this many bytes.
@@ -45,6 +46,8 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
     container.wire(modules=[tasks, health])
     app.state.container = container
+    # A move waits for its task's turn no longer than a statement waits for the task's row.
+    app.state.task_turns = TaskTurns(wait_seconds=settings.db_lock_timeout_seconds)
     app.include_router(tasks.router, prefix=API_PREFIX)
     app.include_router(health.router, prefix=API_PREFIX)
     install_problem_handlers(app)

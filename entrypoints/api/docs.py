@@ -38,7 +38,8 @@ _DESCRIPTIONS = {
     413: "The body is larger than any acceptable request (for a batch: more pairs than "
     "MAX_BATCH_PAIRS).",
     422: "The request is invalid (body, path or query).",
-    503: "The task store or the broker is unreachable.",
+    503: "The task store or the broker is unreachable, or a bounded wait (a lock, a statement, "
+    "a pooled connection, the task's turn) ran out; Retry-After says when to try again.",
 }
 
 _EXAMPLES = {
@@ -112,9 +113,11 @@ def health_unavailable_response() -> dict[int | str, Any]:
         503,
         "unhealthy",
         "Service Unavailable",
-        "broker unavailable",
+        "broker unavailable: 127.0.0.1:6379: ConnectionError: Error 111 connecting to "
+        "127.0.0.1:6379. Connection refused.",
         database="ok",
-        broker="unavailable: QueueUnavailable",
+        broker="unavailable: 127.0.0.1:6379: ConnectionError: Error 111 connecting to "
+        "127.0.0.1:6379. Connection refused.",
         workers=None,
     )
     return {

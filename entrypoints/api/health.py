@@ -37,14 +37,15 @@ async def health(
         return HealthOut(
             status="ok", database=report.database, broker=report.broker, workers=workers
         )
+    # Each state says why, e.g. "unavailable: 127.0.0.1:6379: ConnectionError: ... refused".
     failing = [
-        part
+        f"{part} {state}"
         for part, state in (("database", report.database), ("broker", report.broker))
         if state != "ok"
     ]
     return problem(
         503,
-        " and ".join(failing) + " unavailable",
+        "; ".join(failing),
         slug="unhealthy",
         database=report.database,
         broker=report.broker,

@@ -1,7 +1,9 @@
 """Every error the API returns, as RFC 9457 problem details (`application/problem+json`).
 
 One place maps exceptions to statuses: domain errors, request validation, unknown routes, an
-unreachable store or broker (503), and anything unforeseen (a 500 that reveals nothing)."""
+unreachable store or broker (503), a bounded wait that ran out (503: a lock, a statement, the
+pool, a task's turn), and anything unforeseen (a 500 that reveals nothing). Every 503 carries
+Retry-After."""
 
 from http import HTTPStatus
 from typing import Any
@@ -22,6 +24,7 @@ from domain.errors import (
     InvalidOperands,
     TaskNotFound,
 )
+from entrypoints.api.task_turns import TaskBusy
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "urn:taskman:problem:"
@@ -53,6 +56,12 @@ _DOMAIN_PROBLEMS: list[tuple[type[DomainError], int, str, str]] = [
     (BatchTooLarge, 413, "batch-too-large", "Batch too large"),
 ]
 
+# SQLSTATEs of a bounded wait that ran out: lock_not_available (lock_timeout, or NOWAIT) and
+# query_canceled (statement_timeout). Read from the driver's error without importing the driver.
+_TIMED_OUT_SQLSTATES = frozenset({"55P03", "57014"})
+# Seconds a client should wait before retrying after a bounded wait ran out: the lock or turn
+# that was busy is usually released within milliseconds, so soon is reasonable.
+BUSY_RETRY_AFTER_SECONDS = 1
 # Store errors that mean "unreachable" rather than "this query is wrong".
 _STORE_UNAVAILABLE = (
     sql_errors.OperationalError,
@@ -128,14 +137,41 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     return problem(error.status_code, detail, headers=error.headers)
 
 
+def _waited_too_long(error: Exception) -> bool:
+    if isinstance(error, sql_errors.TimeoutError):  # no free pooled connection in time
+        return True
+    original = getattr(error, "orig", None)
+    if getattr(original, "sqlstate", None) in _TIMED_OUT_SQLSTATES:
+        return True
+    # SQLite's busy timeout ran out on its write lock.
+    return isinstance(error, sql_errors.OperationalError) and "database is locked" in str(original)
+
+
 async def _store_error(_: Request, error: Exception) -> JSONResponse:
+    if _waited_too_long(error):
+        return _busy(
+            "store-busy",
+            "Task store busy",
+            "the task store did not answer in time (a lock, a statement or a connection wait "
+            "ran out); try again shortly",
+        )
     if isinstance(error, _STORE_UNAVAILABLE) or getattr(error, "connection_invalidated", False):
         return _unavailable("the task store is unreachable; try again shortly")
     return _internal_error()
 
 
-async def _broker_error(_: Request, __: Exception) -> JSONResponse:
-    return _unavailable("the message broker is unreachable; try again shortly")
+async def _broker_error(_: Request, error: Exception) -> JSONResponse:
+    # The message names host:port and the reason, never a credential (QueueUnavailable's promise).
+    return _unavailable(f"the message broker is unreachable ({error}); try again shortly")
+
+
+async def _task_busy(_: Request, error: Exception) -> JSONResponse:
+    return _busy("task-busy", "Task busy", str(error))
+
+
+def _busy(slug: str, title: str, detail: str) -> JSONResponse:
+    headers = {"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)}
+    return problem(503, detail, slug=slug, title=title, headers=headers)
 
 
 async def _unexpected_error(_: Request, __: Exception) -> JSONResponse:
@@ -158,4 +194,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(sql_errors.DBAPIError, _store_error)
     app.add_exception_handler(sql_errors.TimeoutError, _store_error)
     app.add_exception_handler(QueueUnavailable, _broker_error)
+    app.add_exception_handler(TaskBusy, _task_busy)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -4,12 +4,14 @@ The use cases block on the database, so they always run in the threadpool. Route
 bodies are `async def` and hand only the use case to the threadpool (one hop per request instead
 of FastAPI's two for a `def` route, whose response validation hops again); routes whose bodies
 can be huge (a batch, a page of batches) are plain `def`, so that building and validating their
-response stays off the event loop too. Errors travel as exceptions to entrypoints.api.problems."""
+response stays off the event loop too. Errors travel as exceptions to entrypoints.api.problems.
+The moves take their task's turn first (entrypoints.api.task_turns), so requests crowding on one
+locked task wait off the threadpool."""
 
 from typing import Annotated
 
 from dependency_injector.wiring import inject
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from application.ports import TaskFilter
@@ -38,6 +40,7 @@ from entrypoints.api.schemas import (
     TaskOut,
     TaskPageOut,
 )
+from entrypoints.api.task_turns import TaskTurns
 from entrypoints.container import Container
 
 TASKS_PATH = "/tasks"
@@ -153,9 +156,11 @@ async def change_priority(
     task_id: TaskId,
     body: ChangePriorityBody,
     change: Annotated[ChangePriority, Depends(Provide[Container.change_priority])],
+    http: Request,
 ) -> TaskOut:
     request = ChangePriorityRequest(task_id=task_id, priority=Priority(body.priority))
-    return TaskOut.of(await run_in_threadpool(change.execute, request))
+    async with _turns(http).of(task_id):
+        return TaskOut.of(await run_in_threadpool(change.execute, request))
 
 
 @router.post(
@@ -170,8 +175,10 @@ async def change_priority(
 async def retry_task(
     task_id: TaskId,
     retry: Annotated[RetryTask, Depends(Provide[Container.retry_task])],
+    http: Request,
 ) -> TaskOut:
-    return TaskOut.of(await run_in_threadpool(retry.execute, task_id))
+    async with _turns(http).of(task_id):
+        return TaskOut.of(await run_in_threadpool(retry.execute, task_id))
 
 
 @router.post(
@@ -186,5 +193,13 @@ async def retry_task(
 async def cancel_task(
     task_id: TaskId,
     cancel: Annotated[CancelTask, Depends(Provide[Container.cancel_task])],
+    http: Request,
 ) -> TaskOut:
-    return TaskOut.of(await run_in_threadpool(cancel.execute, task_id))
+    async with _turns(http).of(task_id):
+        return TaskOut.of(await run_in_threadpool(cancel.execute, task_id))
+
+
+def _turns(http: Request) -> TaskTurns:
+    # Built by the app factory: API-only machinery, one per app (see task_turns).
+    turns: TaskTurns = http.app.state.task_turns
+    return turns

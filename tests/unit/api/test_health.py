@@ -40,7 +40,7 @@ def test_database_down_is_503_naming_the_database(api: Api) -> None:
 
     body = assert_problem(api.client.get("/api/v1/health"), 503, "unhealthy")
 
-    assert body["detail"] == "database unavailable"
+    assert body["detail"] == "database unavailable: ConnectionError"
     assert body["database"].startswith("unavailable: ConnectionError")
     assert body["broker"] == "ok"
     assert body["workers"] == {"high": 1, "medium": 1, "low": 1}
@@ -51,9 +51,10 @@ def test_broker_down_is_503_naming_the_broker(api: Api) -> None:
 
     body = assert_problem(api.client.get("/api/v1/health"), 503, "unhealthy")
 
-    assert body["detail"] == "broker unavailable"
+    # The adapter's message (its host:port and the reason) is the broker's state.
+    assert body["detail"] == "broker unavailable: broker down"
     assert body["database"] == "ok"
-    assert body["broker"].startswith("unavailable: QueueUnavailable")
+    assert body["broker"] == "unavailable: broker down"
     assert body["workers"] is None
 
 
@@ -63,4 +64,6 @@ def test_both_down_names_both(api: Api) -> None:
 
     body = assert_problem(api.client.get("/api/v1/health"), 503, "unhealthy")
 
-    assert body["detail"] == "database and broker unavailable"
+    assert body["detail"] == (
+        "database unavailable: ConnectionError; broker unavailable: broker down"
+    )
