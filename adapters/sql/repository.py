@@ -69,10 +69,11 @@ _CLAIM = (
     .returning(*tasks.c)
 )
 
-# An attempt's outcome, conditional on its claim (docs/glossary.md#claim: results are written only by the
-# attempt holding it), not on the version: it sets the outcome's columns (ATTEMPT_OUTCOME_FIELDS)
-# and leaves the rest, a priority recorded meanwhile included, as stored. On PostgreSQL, behind a
-# concurrent writer it waits for that commit, then re-checks the condition on the new row.
+# An attempt's outcome, conditional on its claim (docs/glossary.md#claim: results are written
+# only by the attempt holding it), not on the version: it sets the outcome's columns
+# (ATTEMPT_OUTCOME_FIELDS) and leaves the rest, a priority recorded meanwhile included, as stored.
+# On PostgreSQL, behind a concurrent writer it waits for that commit, then re-checks the condition
+# on the new row.
 _RECORD_OUTCOME = (
     update(tasks)
     .where(
