@@ -20,8 +20,8 @@ from typing import Any
 EXECUTE_TASK = "taskman.execute"
 """The one Celery task: run an attempt of (task id, dispatch number)."""
 
-# A task id and a dispatch number are positive BIGINTs.
-_ID_RANGE = range(1, 2**63)
+# A task id and a dispatch number are BIGINTs; 0 names no task, which the claim drops as stale.
+_ID_RANGE = range(0, 2**63)
 _NAME_SHOWN = 40  # characters of a bad name or type quoted in a reason
 
 
@@ -128,7 +128,7 @@ def _check_task(envelope: dict[str, Any], body: bytes | None) -> None:
 
 def check_arguments(args: Any) -> tuple[int, int]:
     """`(task id, dispatch number)` from a message's args: exactly two ints (not bools, not
-    floats, not numeric strings) in 1..2^63-1. Raises PoisonMessage otherwise."""
+    floats, not numeric strings) in 0..2^63-1. Raises PoisonMessage otherwise."""
     if not isinstance(args, list | tuple):
         raise PoisonMessage(f"arguments are a {_type(args)}, not a list")
     if len(args) != 2:
@@ -137,7 +137,7 @@ def check_arguments(args: Any) -> tuple[int, int]:
         if type(value) is not int:  # a bool is an int to isinstance
             raise PoisonMessage(f"argument {position} is a {_type(value)}, not an integer")
         if value not in _ID_RANGE:
-            raise PoisonMessage(f"argument {position} is out of range (1..2^63-1)")
+            raise PoisonMessage(f"argument {position} is out of range (0..2^63-1)")
     return args[0], args[1]
 
 
