@@ -81,7 +81,11 @@ class ScreeningChannel(redis.Channel):  # type: ignore[misc]
         except PoisonMessage as poison:
             rejected = f"{queue}{REJECTED_SUFFIX}"
             with self.conn_or_acquire(client) as redis_client, redis_client.pipeline() as pipe:
-                pipe.lpush(rejected, item).ltrim(rejected, 0, self.rejected_messages_max - 1)
+                # kombu's client adds a global key prefix to LPUSH but not to LTRIM.
+                pipe.lpush(rejected, item)
+                pipe.ltrim(
+                    f"{self.global_keyprefix or ''}{rejected}", 0, self.rejected_messages_max - 1
+                )
                 pipe.execute()
             REJECTIONS.record(queue, poison.reason, f"Redis list {rejected}")
             raise Empty() from None

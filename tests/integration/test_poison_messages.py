@@ -11,12 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
+from kombu import Connection
 
+from adapters.broker.redis_transport import TRANSPORT as REDIS_TRANSPORT
 from application.ports import Dispatch
 from domain.priority import Priority
 from domain.task import TaskStatus
-from tests.integration.celery_stack import CeleryStack, celery_stack
-from tests.poisons import MESSAGE_MAX_BYTES, POISONS
+from tests.integration.celery_stack import CeleryStack, celery_stack, redis_database
+from tests.poisons import MESSAGE_MAX_BYTES, POISONS, raw, valid_message
 from tests.processes import ManagedProcess, wait_until
 
 pytestmark = pytest.mark.integration
@@ -119,6 +122,24 @@ def test_a_valid_message_still_runs(redis_stack: CeleryStack, redis_worker: Mana
     (done,) = redis_stack.wait_finished([task.id], timeout=5)
     assert done.status is TaskStatus.SUCCESS
     assert client.llen("high.rejected") == 0
+
+
+def test_a_synchronous_get_skips_poison_too_and_keeps_the_key_prefix() -> None:
+    """basic_get (kombu's RPOP path, beside the consumers' BRPOP) under a global key prefix:
+    the poison is set aside, capped, and the valid message behind it is returned."""
+    valid = raw(valid_message())
+    with redis_database() as url, Connection(url, transport=REDIS_TRANSPORT) as connection:
+        connection.transport_options.update(
+            global_keyprefix="p:", task_queues=["high"], rejected_messages_max=2
+        )
+        client = redis.Redis.from_url(url)
+        client.lpush("p:high", b"x", b"y", b"z", valid)
+
+        message = connection.default_channel.basic_get("high", no_ack=True)
+
+        assert message is not None and message.headers["task"] == "taskman.execute"
+        assert client.lrange("p:high.rejected", 0, -1) == [b"z", b"y"]
+        assert client.llen("p:high") == 0
 
 
 # ----- the embedded filesystem broker ---------------------------------------------------------
