@@ -41,7 +41,8 @@ def parse_priority(value: str) -> Priority:
 
 
 def register_tasks(app: Celery, container: Container, priority: Priority) -> None:
-    @app.task(name=EXECUTE_TASK, ignore_result=True)
+    # Not shared: registered on this app only, with this container.
+    @app.task(name=EXECUTE_TASK, ignore_result=True, shared=False)
     def execute(*args: Any, **kwargs: Any) -> None:
         # The transport screens every message already; on a transport it does not cover, a bad
         # one still goes no further than this (Celery then acknowledges it).
