@@ -57,6 +57,8 @@ class Container(containers.DeclarativeContainer):
         broker_url=settings.provided.resolved_broker_url,
         visibility_timeout_seconds=settings.provided.visibility_timeout_seconds,
         attempt_time_limit_seconds=settings.provided.lease_seconds,
+        message_max_bytes=settings.provided.broker_message_max_bytes,
+        rejected_messages_max=settings.provided.rejected_messages_max,
     )
     queue = providers.ThreadSafeSingleton(CeleryTaskQueue, celery_app)
     arithmetic = providers.ThreadSafeSingleton(

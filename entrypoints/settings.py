@@ -104,6 +104,18 @@ class Settings(BaseSettings):
         description="Redis visibility timeout: longer than any run, or an "
         "unacknowledged message is delivered again while its worker is still busy.",
     )
+    broker_message_max_bytes: int = Field(
+        default=65536,
+        ge=1024,
+        description="Largest message a worker takes off a queue, in bytes; a larger one is set "
+        "aside as rejected (taskman's own are about 1.3 KB).",
+    )
+    rejected_messages_max: int = Field(
+        default=1000,
+        ge=1,
+        description="Rejected messages kept per queue (the Redis list <queue>.rejected, or the "
+        "embedded broker's rejected/ folder for all queues); older ones are dropped.",
+    )
     log_level: str = Field(default="INFO", description="Logging level.")
 
     @property

@@ -6,18 +6,24 @@ ExecuteTask from the container and runs one attempt; the use case decides everyt
 
 If the store is down the attempt raises, Celery logs it and acknowledges the message; nothing is
 lost, since the dispatcher republishes a queued task whose message vanished and requeues a
-running one whose lease ran out."""
+running one whose lease ran out.
+
+A message that is not a valid taskman message is set aside by the broker transport before it
+gets here (adapters/broker/envelope.py). An error the worker cannot recover from ends it with a
+non-zero exit status, so that compose's restart policy or any supervisor sees a failure."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import sys
 from typing import Any
 
 from celery import Celery, signals
 
 from adapters.broker import EXECUTE_TASK
+from adapters.broker.envelope import PoisonMessage, check_arguments
 from application.use_cases.execute_task import AttemptOutcome, ExecuteTaskRequest
 from domain.priority import Priority
 from entrypoints.container import Container
@@ -35,8 +41,18 @@ def parse_priority(value: str) -> Priority:
 
 
 def register_tasks(app: Celery, container: Container, priority: Priority) -> None:
-    @app.task(name=EXECUTE_TASK, ignore_result=True)
-    def execute(task_id: int, dispatch_no: int) -> None:
+    # Not shared: registered on this app only, with this container.
+    @app.task(name=EXECUTE_TASK, ignore_result=True, shared=False)
+    def execute(*args: Any, **kwargs: Any) -> None:
+        # The transport screens every message already; on a transport it does not cover, a bad
+        # one still goes no further than this (Celery then acknowledges it).
+        try:
+            if kwargs:
+                raise PoisonMessage("keyword arguments (taskman sends none)")
+            task_id, dispatch_no = check_arguments(args)
+        except PoisonMessage as poison:
+            log.warning("[%s] rejected a message: %s; dropped", priority.queue_name, poison)
+            return
         done = container.execute_task().execute(ExecuteTaskRequest(task_id, dispatch_no))
         where = f"[{priority.queue_name}] task {task_id} dispatch {dispatch_no}"
         task = done.task
@@ -83,14 +99,26 @@ def main(argv: list[str] | None = None) -> None:
     os.nice(CPU_NICENESS[priority])
     app = container.celery_app()
     register_tasks(app, container, priority)
+    sys.exit(run_worker(app, priority, settings.worker_concurrency, settings.log_level))
+
+
+def run_worker(app: Celery, priority: Priority, concurrency: int, log_level: str) -> int:
+    """Run Celery's worker until it stops; its exit status (0 after a requested shutdown, 1
+    after an unrecoverable error). `worker_main` discards it, so it is read off the worker."""
+    workers: list[Any] = []
+
+    def remember(sender: Any, **_: Any) -> None:
+        workers.append(sender)
+
+    signals.worker_init.connect(remember, weak=False)
     app.worker_main(
         argv=[
             "worker",
             f"--queues={priority.queue_name}",
-            f"--concurrency={settings.worker_concurrency}",
+            f"--concurrency={concurrency}",
             # Unique per process, so restarted or scaled-out workers never share a node name.
             f"--hostname={priority.queue_name}-{os.getpid()}@%h",
-            f"--loglevel={settings.log_level}",
+            f"--loglevel={log_level}",
             "--pool=prefork",
             # No worker-to-worker chatter: nothing here uses it, and it slows the start.
             "--without-mingle",
@@ -98,6 +126,9 @@ def main(argv: list[str] | None = None) -> None:
             "--without-heartbeat",
         ]
     )
+    # No worker at all: Celery refused its arguments or configuration, and said why.
+    exit_code = workers[-1].exitcode if workers else 1
+    return int(exit_code or 0)
 
 
 if __name__ == "__main__":

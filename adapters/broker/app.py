@@ -10,11 +10,12 @@ from urllib.parse import urlsplit
 from celery import Celery
 from kombu import Exchange, Queue
 
+from adapters.broker.envelope import EXECUTE_TASK
 from adapters.broker.filesystem import TRANSPORT as FILESYSTEM_TRANSPORT
+from adapters.broker.redis_transport import TRANSPORT as REDIS_TRANSPORT
 from domain.priority import Priority
 
-EXECUTE_TASK = "taskman.execute"
-"""The one Celery task: run an attempt of (task id, dispatch number)."""
+__all__ = ["EXECUTE_TASK", "QUEUE_NAMES", "create_celery_app"]
 
 QUEUE_NAMES = tuple(priority.queue_name for priority in Priority)
 
@@ -24,6 +25,9 @@ CONNECT_TIMEOUT_SECONDS = 1.0
 # Longer than kombu's 1 s BRPOP poll, so an idle consumer is not mistaken for a dead socket.
 SOCKET_TIMEOUT_SECONDS = 5.0
 EMBEDDED_POLLING_SECONDS = 0.01
+# Defaults of the screening of raw broker items (see create_celery_app).
+MESSAGE_MAX_BYTES = 65536
+REJECTED_MESSAGES_MAX = 1000
 
 
 # How long before its lease runs out an overlong attempt is interrupted, so that it can still
@@ -36,11 +40,19 @@ def create_celery_app(
     *,
     visibility_timeout_seconds: float,
     attempt_time_limit_seconds: float | None = None,
+    message_max_bytes: int = MESSAGE_MAX_BYTES,
+    rejected_messages_max: int = REJECTED_MESSAGES_MAX,
 ) -> Celery:
     """`attempt_time_limit_seconds` is the lease: an attempt still running when its lease is
     about to run out raises SoftTimeLimitExceeded (a failed attempt, retried with backoff) and is
     killed when it runs out, so a slow attempt never runs on beside the one the dispatcher starts
-    after the lease."""
+    after the lease.
+
+    On Redis (`redis://`, `rediss://`) and the filesystem transport, every raw item taken off a
+    queue is screened first (adapters/broker/envelope.py): one that is not a valid message, or
+    is over `message_max_bytes` bytes, is set aside (the Redis list `<queue>.rejected`, or the
+    broker folder's `rejected/`, keeping the newest `rejected_messages_max`), counted and logged,
+    and never reaches Celery, so it cannot stop a worker."""
     app = Celery("taskman", broker=broker_url, set_as_current=False)
     app.conf.update(
         task_serializer="json",
@@ -59,9 +71,9 @@ def create_celery_app(
         task_create_missing_queues=False,
         broker_connection_timeout=CONNECT_TIMEOUT_SECONDS,
         broker_connection_retry_on_startup=True,
-        broker_transport_options=_transport_options(broker_url, visibility_timeout_seconds),
-        # An explicit transport wins over the URL's scheme in kombu.
-        broker_transport=FILESYSTEM_TRANSPORT if broker_url.startswith("filesystem://") else None,
+        broker_transport_options=_transport_options(broker_url, visibility_timeout_seconds)
+        | _screening_options(broker_url, message_max_bytes, rejected_messages_max),
+        broker_transport=_transport(broker_url),
         worker_send_task_events=False,
         task_send_sent_event=False,
         enable_utc=True,
@@ -75,6 +87,28 @@ def create_celery_app(
             ),
         )
     return app
+
+
+def _transport(broker_url: str) -> str | None:
+    # An explicit transport wins over the URL's scheme in kombu (but for a "redis+socket://"
+    # URL, whose prefix names kombu's own Redis transport: not screened).
+    if broker_url.startswith("filesystem://"):
+        return FILESYSTEM_TRANSPORT
+    if broker_url.startswith(("redis://", "rediss://")):
+        return REDIS_TRANSPORT
+    return None
+
+
+def _screening_options(
+    broker_url: str, message_max_bytes: int, rejected_messages_max: int
+) -> dict[str, object]:
+    if _transport(broker_url) is None:  # kombu's own transport: it would not know these
+        return {}
+    return {
+        "task_queues": QUEUE_NAMES,
+        "message_max_bytes": message_max_bytes,
+        "rejected_messages_max": rejected_messages_max,
+    }
 
 
 def _transport_options(broker_url: str, visibility_timeout_seconds: float) -> dict[str, object]:
@@ -106,11 +140,12 @@ def _filesystem_options(folder: Path) -> dict[str, object]:
     Its consumers poll: with prefetch 1 a worker takes at most one message per poll, so the
     interval bounds each pool's throughput (10 ms: about 100 tasks/s) and adds at most that
     much latency. See scripts/compare_embedded_brokers.py for why this transport."""
-    for sub in ("messages", "control"):
+    for sub in ("messages", "control", "rejected"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     return {
         "data_folder_in": str(folder / "messages"),
         "data_folder_out": str(folder / "messages"),
         "control_folder": str(folder / "control"),
+        "rejected_folder": str(folder / "rejected"),
         "polling_interval": EMBEDDED_POLLING_SECONDS,
     }

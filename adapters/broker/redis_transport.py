@@ -1,0 +1,98 @@
+"""kombu's Redis transport, with each item screened before it becomes a message.
+
+kombu's channel pops an item (BRPOP for consumers, RPOP for basic_get) and parses it with
+`loads()` on the spot: an item that is not kombu's JSON envelope (`LPUSH high x`) raises out of
+the worker's consumer loop, and Celery shuts the worker down. Here the item goes through
+`envelope.screen` first; one that fails is pushed onto a capped list `<queue>.rejected` (LPUSH
+then LTRIM: newest first, at most `rejected_messages_max` kept), counted and logged once, and
+consumption goes on. The two readers below are kombu 5.x's own, but for the screening."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from queue import Empty
+from typing import Any
+
+from kombu.transport import redis
+from kombu.utils.encoding import bytes_to_str
+
+from adapters.broker.envelope import PoisonMessage, screen
+from adapters.broker.rejections import REJECTIONS
+
+REJECTED_SUFFIX = ".rejected"
+
+
+class ScreeningChannel(redis.Channel):  # type: ignore[misc]
+    # Set from the broker's transport options (see create_celery_app).
+    task_queues: Collection[str] = ()
+    message_max_bytes = 65536
+    rejected_messages_max = 1000
+
+    from_transport_options = (
+        *redis.Channel.from_transport_options,
+        "task_queues",
+        "message_max_bytes",
+        "rejected_messages_max",
+    )
+
+    def _brpop_read(self, **options: Any) -> bool:
+        try:
+            try:
+                dest__item = self.client.parse_response(self.client.connection, "BRPOP", **options)
+            except self.connection_errors:
+                # As kombu: disconnect, so the next iteration reconnects.
+                self.client.connection.disconnect()
+                raise
+            if not dest__item:
+                raise Empty()
+            dest, item = dest__item
+            dest = bytes_to_str(dest).rsplit(self.sep, 1)[0]
+            self._queue_cycle.rotate(dest)
+            # Raises Empty for a poison: to the poller, as if the BRPOP had timed out.
+            self.connection._deliver(self._screened(dest, item), dest)
+            return True
+        finally:
+            self._in_poll = None
+            # kombu >= 5.7 flushes a pending re-authentication while the connection is idle.
+            flush = getattr(self, "_flush_brpop_reauth", None)
+            if flush is not None:
+                flush()
+
+    def _get(self, queue: str) -> Any:
+        with self.conn_or_acquire() as client:
+            for pri in self.priority_steps:
+                while item := client.rpop(self._q_for_pri(queue, pri)):
+                    self._maybe_update_queues_expire(client, queue)
+                    try:
+                        return self._screened(queue, item, client)
+                    except Empty:
+                        continue  # set aside: the next item
+            self._maybe_update_queues_expire(client, queue)
+            raise Empty()
+
+    def _screened(self, queue: str, item: bytes, client: Any = None) -> Any:
+        """The envelope of `item`; for a poison, Empty once it is set aside."""
+        try:
+            return screen(
+                item,
+                task_queue=queue in self.task_queues,
+                max_bytes=self.message_max_bytes,
+            )
+        except PoisonMessage as poison:
+            rejected = f"{queue}{REJECTED_SUFFIX}"
+            with self.conn_or_acquire(client) as redis_client, redis_client.pipeline() as pipe:
+                # kombu's client adds a global key prefix to LPUSH but not to LTRIM.
+                pipe.lpush(rejected, item)
+                pipe.ltrim(
+                    f"{self.global_keyprefix or ''}{rejected}", 0, self.rejected_messages_max - 1
+                )
+                pipe.execute()
+            REJECTIONS.record(queue, poison.reason, f"Redis list {rejected}")
+            raise Empty() from None
+
+
+class ScreeningTransport(redis.Transport):  # type: ignore[misc]
+    Channel = ScreeningChannel
+
+
+TRANSPORT = f"{__name__}:{ScreeningTransport.__name__}"

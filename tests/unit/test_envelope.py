@@ -1,0 +1,64 @@
+"""The screen every raw broker item goes through (adapters/broker/envelope.py): it lets through
+exactly what taskman publishes, and names a short reason for each poison."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from adapters.broker.envelope import PoisonMessage, check_arguments, screen
+from tests.poisons import MESSAGE_MAX_BYTES, POISONS, raw, valid_message
+
+
+def test_what_taskman_publishes_passes_as_it_is() -> None:
+    envelope = valid_message()
+    assert screen(raw(envelope), task_queue=True, max_bytes=MESSAGE_MAX_BYTES) == envelope
+
+
+@pytest.mark.parametrize("poison", POISONS, ids=list(POISONS))
+def test_each_poison_is_rejected_with_its_reason(poison: str) -> None:
+    item, reason = POISONS[poison]
+    with pytest.raises(PoisonMessage) as rejected:
+        screen(item, task_queue=True, max_bytes=MESSAGE_MAX_BYTES)
+    assert reason in rejected.value.reason
+    assert len(rejected.value.reason) < 120  # a reason, not the payload
+
+
+def test_another_queue_needs_only_an_envelope_kombu_can_take() -> None:
+    """Celery's pidbox replies travel on other queues: their task name and body are no
+    taskman message, and must pass; what would crash kombu must not."""
+    reply = valid_message(c=lambda envelope: envelope.update(headers={}, body=""))
+    assert screen(raw(reply), task_queue=False, max_bytes=MESSAGE_MAX_BYTES) == reply
+    for item in (b"x", b"[1,2,3]", b"{}", raw(valid_message(c=_no_delivery_info))):
+        with pytest.raises(PoisonMessage):
+            screen(item, task_queue=False, max_bytes=MESSAGE_MAX_BYTES)
+
+
+def test_a_message_just_at_the_size_limit_passes() -> None:
+    item = raw(valid_message())
+    assert screen(item, task_queue=True, max_bytes=len(item))
+    with pytest.raises(PoisonMessage, match="larger than"):
+        screen(item, task_queue=True, max_bytes=len(item) - 1)
+
+
+@pytest.mark.parametrize(
+    "args", [[1, 2], [0, 1], [2**63 - 1, 1], (5, 6)], ids=["small", "zero", "largest", "tuple"]
+)
+def test_two_non_negative_int64_arguments_are_valid(args: list[int] | tuple[int, int]) -> None:
+    assert check_arguments(args) == tuple(args)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[1, -1], [2**63, 1], [1, "2"], [1, 2.0], [False, 1], [1, None], [[1], 2], "12", None],
+)
+def test_anything_else_is_not(args: object) -> None:
+    with pytest.raises(PoisonMessage):
+        check_arguments(json.loads(json.dumps(args)))
+
+
+def _no_delivery_info(envelope: dict[str, object]) -> None:
+    properties = envelope["properties"]
+    assert isinstance(properties, dict)
+    del properties["delivery_info"]
