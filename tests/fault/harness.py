@@ -156,8 +156,11 @@ class Load:
         with self._system.client() as client:
             while (item := self._next()) is not None:
                 number, priority = item
-                self._ledger.create(client, number, random.randint(-(2**62), 2**62), priority)
-                time.sleep(self._pause)
+                created = self._ledger.create(
+                    client, number, random.randint(-(2**62), 2**62), priority
+                )
+                # Like a real client, back off a little when the service is unavailable.
+                time.sleep(self._pause if created.status not in (None, 503) else 0.3)
 
     def wait_accepted(self, count: int, timeout: float = 30.0) -> None:
         wait_until(lambda: len(self._ledger.accepted()) >= count, timeout, what=f"{count} 201s")
@@ -172,15 +175,14 @@ class Load:
         assert not self.running, "the load's clients did not finish"
 
 
-def repeat_until_done(load: Load, every: float, action: Callable[[int], None]) -> int:
-    """Call action(round) every `every` seconds while the load runs; the number of rounds."""
-    rounds = 0
-    while load.running:
+def repeat_during(load: Load, every: float, action: Callable[[int], None], rounds: int) -> None:
+    """Call action(round) every `every` seconds while the load runs, and at least `rounds`
+    times (a slow machine may finish the load first)."""
+    done = 0
+    while load.running or done < rounds:
         time.sleep(every)
-        if load.running:
-            action(rounds)
-            rounds += 1
-    return rounds
+        action(done)
+        done += 1
 
 
 def pool_children(worker: ManagedProcess) -> list[int]:
