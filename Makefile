@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # `make run` needs only the runtime and honcho, not the test, lint and bench tools.
 RUN_STAMP := $(VENV)/.run-stamp
 
-.PHONY: install run migrate lint unit-test integration-test deploy-check si-test test bench clean
+.PHONY: install run migrate lint unit-test integration-test deploy-check si-test fault-test test bench clean
 
 install: $(STAMP)
 
@@ -57,7 +57,16 @@ si-test: $(STAMP)
 deploy-check: $(STAMP)
 	$(BIN)/pytest tests/deployment
 
-test: lint unit-test deploy-check integration-test si-test
+# The fault matrix (issue 10): each fault hits a whole system of its own (its own PostgreSQL
+# cluster, initdb'ed in a temporary folder, and its own redis-server) while clients create tasks;
+# a ledger then checks the tasks table. Scenarios run side by side (mostly waiting on leases and
+# polls). Writes tests/fault/results.md. tests/fault/test_pending_fixes.py is not run yet: its
+# faults need fixes from other branches.
+fault-test: $(STAMP)
+	rm -rf tests/fault/.results
+	$(BIN)/pytest -p no:cacheprovider -n 3 tests/fault/test_faults.py
+
+test: lint unit-test deploy-check integration-test si-test fault-test
 
 # The benchmark (issue 7), not part of `make test`: taskman on a fresh PostgreSQL database and a
 # redis-server of its own, measured against pgbench and bare Celery in the same run, about 4 minutes.

@@ -1,0 +1,123 @@
+"""A PostgreSQL cluster of the fault matrix's own: initdb in a temporary folder, its own port.
+
+Restarting it, or making it refuse connections, touches nothing else on the machine. PostgreSQL
+refuses to run as root, so when the tests run as root its tools run as the `postgres` user."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, text
+
+from tests.processes import free_port
+
+DATABASE = "taskman"
+SUPERUSER = "postgres"
+
+
+def postgres_bin() -> Path:
+    """The newest installed server's binaries (Debian layout: /usr/lib/postgresql/<major>/bin)."""
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"), key=lambda path: int(path.parent.name)
+    )
+    if not found:
+        raise RuntimeError("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
+    return found[-1]
+
+
+class OwnPostgres:
+    """One cluster, one database (`taskman`), trust authentication on 127.0.0.1:`port`."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._bin = postgres_bin()
+        # Not under pytest's tmp_path: that is private to root, and the server runs as postgres.
+        self.folder = Path(tempfile.mkdtemp(prefix="taskman-fault-pg-"))
+        self.data = self.folder / "data"
+        self.log = self.folder / "server.log"
+        self.url = f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}/{DATABASE}"
+        self._admin: Engine | None = None
+
+    def _run(self, tool: str, *args: str) -> None:
+        argv = [str(self._bin / tool), *args]
+        if os.geteuid() == 0:
+            argv = ["runuser", "-u", SUPERUSER, "--", *argv]
+        # Output to a file, not a pipe: a server started by pg_ctl inherits it and keeps it open,
+        # and reading a pipe to its end would wait for the server to exit.
+        with tempfile.TemporaryFile("w+") as output:
+            done = subprocess.run(argv, stdout=output, stderr=subprocess.STDOUT, timeout=120)
+            output.seek(0)
+            if done.returncode != 0:
+                raise RuntimeError(f"{tool} failed: {output.read()}\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 20) -> str:
+        if not self.log.exists():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def start(self) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, SUPERUSER)
+        self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, "-A", "trust", "--no-sync")
+        # fsync off: the cluster is thrown away, and the matrix restarts it, never crashes it.
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.folder}"
+            " -c fsync=off -c max_connections=200"
+        )
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
+        with self.admin().connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{DATABASE}"'))
+
+    def admin(self) -> Engine:
+        """Autocommit, on the `postgres` database (the one that is never refused)."""
+        if self._admin is None:
+            self._admin = create_engine(
+                f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}/postgres",
+                isolation_level="AUTOCOMMIT",
+                pool_pre_ping=True,
+            )
+        return self._admin
+
+    def restart(self) -> None:
+        """`pg_ctl restart -m fast`: every session is ended, in-flight transactions roll back."""
+        data, log = str(self.data), str(self.log)
+        self._run("pg_ctl", "-D", data, "-l", log, "-m", "fast", "-w", "restart")
+
+    @contextmanager
+    def refusing_connections(self) -> Iterator[None]:
+        """The taskman database refuses new connections and its sessions are ended; restored on
+        the way out."""
+        with self.admin().connect() as connection:
+            connection.execute(text(f'ALTER DATABASE "{DATABASE}" ALLOW_CONNECTIONS false'))
+            connection.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"),
+                {"d": DATABASE},
+            )
+        try:
+            yield
+        finally:
+            with self.admin().connect() as connection:
+                connection.execute(text(f'ALTER DATABASE "{DATABASE}" ALLOW_CONNECTIONS true'))
+
+    def stop(self) -> None:
+        if self._admin is not None:
+            self._admin.dispose()
+        if (self.data / "postmaster.pid").exists():
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@contextmanager
+def own_postgres() -> Iterator[OwnPostgres]:
+    server = OwnPostgres()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
