@@ -1,5 +1,6 @@
 """The use cases: one business act each, one public method `execute`."""
 
+from application.use_cases._acceptance import IdempotentResponse
 from application.use_cases.cancel_task import CancelTask
 from application.use_cases.change_priority import ChangePriority, ChangePriorityRequest
 from application.use_cases.check_health import CheckHealth, HealthReport
@@ -9,6 +10,7 @@ from application.use_cases.dispatch_due import DispatchDue, DispatchReport
 from application.use_cases.execute_task import ExecuteTask, ExecuteTaskRequest
 from application.use_cases.get_task import GetTask
 from application.use_cases.list_tasks import ListTasks, ListTasksRequest
+from application.use_cases.prune_idempotency_keys import PruneIdempotencyKeys
 from application.use_cases.retry_task import RetryTask
 
 __all__ = [
@@ -26,7 +28,9 @@ __all__ = [
     "ExecuteTaskRequest",
     "GetTask",
     "HealthReport",
+    "IdempotentResponse",
     "ListTasks",
     "ListTasksRequest",
+    "PruneIdempotencyKeys",
     "RetryTask",
 ]
