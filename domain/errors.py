@@ -19,7 +19,8 @@ class BatchTooLarge(DomainError):
 
 
 class TaskNotFound(DomainError):
-    def __init__(self, task_id: int) -> None:
+    # A str for an id that is well-formed but beyond any integer the store keeps.
+    def __init__(self, task_id: int | str) -> None:
         super().__init__(f"task {task_id} does not exist")
         self.task_id = task_id
 

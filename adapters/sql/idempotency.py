@@ -72,9 +72,7 @@ class SqlIdempotencyKeys(IdempotencyKeys):
         # INSERT ... ON CONFLICT: on PostgreSQL a key another transaction is inserting makes
         # this wait for its outcome, so two API processes never both keep a task for one key.
         # An expired record still in the table (not yet pruned) is overwritten.
-        statement = _INSERTS[self._connection.dialect.name](keys).values(
-            [_row(r) for r in records]
-        )
+        statement = _INSERTS[self._connection.dialect.name](keys).values([_row(r) for r in records])
         replace = {c.name: statement.excluded[c.name] for c in keys.c if c.name not in _KEY_COLUMNS}
         statement = statement.on_conflict_do_update(
             index_elements=[keys.c.scope, keys.c.key],

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from entrypoints.api import API_PREFIX, health, tasks
 from entrypoints.api.body_limit import BodyLimitMiddleware
 from entrypoints.api.docs import install_problem_schemas
+from entrypoints.api.idempotency import InFlightKeys
 from entrypoints.api.problems import install_problem_handlers
 from entrypoints.container import Container
 
@@ -36,6 +37,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
     container.wire(modules=[tasks, health])
     app.state.container = container
+    app.state.in_flight_keys = InFlightKeys()
     app.include_router(tasks.router, prefix=API_PREFIX)
     app.include_router(health.router, prefix=API_PREFIX)
     install_problem_handlers(app)
