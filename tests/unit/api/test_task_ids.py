@@ -26,7 +26,7 @@ MALFORMED = [
     "0x1",
     "1e1",
     "abc",
-    "１",  # a full-width digit: int() would read it as 1
+    "\uff11",  # a full-width digit one: int() would read it as 1
 ]
 NAMING_NO_TASK = ["0", "999999", str(2**63 - 1), str(2**63), "9" * 30, "9" * 5000]
 
