@@ -19,7 +19,8 @@ class BatchTooLarge(DomainError):
 
 
 class TaskNotFound(DomainError):
-    def __init__(self, task_id: int) -> None:
+    # A str for an id that is well-formed but beyond any integer the store keeps.
+    def __init__(self, task_id: int | str) -> None:
         super().__init__(f"task {task_id} does not exist")
         self.task_id = task_id
 
@@ -42,3 +43,24 @@ class PermanentTaskFailure(TaskFailure):
     """A failure that no retry can fix: the task fails at once."""
 
     permanent = True
+
+
+class IdempotencyKeyReused(DomainError):
+    """An idempotency key came back with another request than the one it first came with."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"idempotency key {key!r} was first used with another request; "
+            "use a new key for a new request"
+        )
+        self.key = key
+
+
+class IdempotencyKeyInFlight(DomainError):
+    """The first request with this idempotency key is still being processed."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"a request with idempotency key {key!r} is still being processed; retry shortly"
+        )
+        self.key = key

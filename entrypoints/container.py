@@ -23,6 +23,7 @@ from application.use_cases import (
     ExecuteTask,
     GetTask,
     ListTasks,
+    PruneIdempotencyKeys,
     RetryTask,
 )
 from entrypoints.api.create_groups import CreateGroups
@@ -71,11 +72,20 @@ class Container(containers.DeclarativeContainer):
     retry_policy = providers.ThreadSafeSingleton(Settings.retry_policy, settings)
     max_attempts = settings.provided.max_attempts
 
-    create_task = providers.Factory(CreateTask, uow, queue, clock, schedule, max_attempts)
+    key_ttl = providers.Callable(_seconds, settings.provided.idempotency_key_ttl_seconds)
+
+    create_task = providers.Factory(CreateTask, uow, queue, clock, schedule, max_attempts, key_ttl)
     # The API's creates, grouped while they are concurrent (one per API process: see the module).
     create_groups = providers.Singleton(CreateGroups, create_task.provider)
     create_batch = providers.Factory(
-        CreateBatch, uow, queue, clock, schedule, max_attempts, settings.provided.max_batch_pairs
+        CreateBatch,
+        uow,
+        queue,
+        clock,
+        schedule,
+        max_attempts,
+        settings.provided.max_batch_pairs,
+        key_ttl,
     )
     get_task = providers.Factory(GetTask, read_uow)
     list_tasks = providers.Factory(ListTasks, read_uow)
@@ -98,4 +108,7 @@ class Container(containers.DeclarativeContainer):
         clock,
         settings.provided.dispatcher_batch_size,
         providers.Callable(_seconds, settings.provided.lost_message_after_seconds),
+    )
+    prune_idempotency_keys = providers.Factory(
+        PruneIdempotencyKeys, uow, clock, settings.provided.dispatcher_batch_size
     )

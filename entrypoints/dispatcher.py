@@ -3,8 +3,10 @@
 Each round (see DispatchDue) returns running tasks whose lease expired to queued, republishes
 queued tasks whose message was lost, and publishes tasks whose start time has come. A round that
 published a full batch is followed by another at once; otherwise the loop sleeps
-DISPATCHER_POLL_SECONDS. An outage of the store or the broker is logged and waited out. Several
-dispatchers may run at once: every selection skips rows another one holds (SKIP LOCKED).
+DISPATCHER_POLL_SECONDS. About once a second a round also deletes a batch of expired idempotency
+keys (more often while there are more). An outage of the store or the broker is logged and
+waited out. Several dispatchers may run at once: every selection skips rows another one holds
+(SKIP LOCKED).
 SIGTERM or SIGINT stops it after the current round."""
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from types import FrameType
 
+from application.use_cases import PruneIdempotencyKeys
 from application.use_cases.dispatch_due import DispatchDue, DispatchReport
 from entrypoints.container import Container
 
@@ -21,11 +25,23 @@ log = logging.getLogger("taskman.dispatcher")
 
 OUTAGE_BACKOFF_MIN_SECONDS = 0.5
 OUTAGE_BACKOFF_MAX_SECONDS = 5.0
+# Expired keys need no promptness (an expired key is already free to the API): one short
+# transaction a second, not one per round, spares the store (SQLite's one write lock above all).
+PRUNE_EVERY_SECONDS = 1.0
 
 
 class DispatcherLoop:
-    def __init__(self, dispatch_due: DispatchDue, *, poll_seconds: float, batch_size: int) -> None:
+    def __init__(
+        self,
+        dispatch_due: DispatchDue,
+        *,
+        poll_seconds: float,
+        batch_size: int,
+        prune_keys: PruneIdempotencyKeys | None = None,
+    ) -> None:
         self._dispatch_due = dispatch_due
+        self._prune_keys = prune_keys
+        self._next_prune = 0.0
         self._poll_seconds = poll_seconds
         self._batch_size = batch_size
         self._stopping = threading.Event()
@@ -42,7 +58,9 @@ class DispatcherLoop:
 
     def _round(self) -> DispatchReport | None:
         try:
-            return self._dispatch_due.execute()
+            report = self._dispatch_due.execute()
+            self._prune()
+            return report
         except Exception as error:  # the store is down (or worse): log it, wait, try again
             if self._backoff == OUTAGE_BACKOFF_MIN_SECONDS:  # the first failure of a streak
                 log.exception("dispatch round failed; retrying in %.1fs", self._backoff)
@@ -52,6 +70,15 @@ class DispatcherLoop:
                     "dispatch round failed again (%s); retrying in %.1fs", first_line, self._backoff
                 )
             return None
+
+    def _prune(self) -> None:
+        if self._prune_keys is None or time.monotonic() < self._next_prune:
+            return
+        pruned = self._prune_keys.execute()
+        if pruned:
+            log.info("pruned %d expired idempotency keys", pruned)
+        if pruned < self._batch_size:  # else more are waiting: prune again next round
+            self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
 
     def _pause_after(self, report: DispatchReport | None) -> float:
         if report is None or not report.broker_available:
@@ -82,6 +109,7 @@ def main() -> None:
         container.dispatch_due(),
         poll_seconds=settings.dispatcher_poll_seconds,
         batch_size=settings.dispatcher_batch_size,
+        prune_keys=container.prune_idempotency_keys(),
     )
 
     def stop(signum: int, _frame: FrameType | None) -> None:

@@ -91,6 +91,12 @@ class Settings(BaseSettings):
         "or an overload.",
     )
     max_batch_pairs: int = Field(default=100_000, ge=1, description="Largest batch accepted.")
+    idempotency_key_ttl_seconds: float = Field(
+        default=86400.0,
+        gt=0,
+        description="How long the first response to a create with an Idempotency-Key is kept "
+        "and replayed to its retries; the dispatcher then prunes it.",
+    )
 
     task_failure_rate: float = Field(
         default=0.0, ge=0, le=1, description="Fault injection: chance that an attempt raises."

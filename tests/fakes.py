@@ -15,6 +15,8 @@ from application.ports import (
     Arithmetic,
     Clock,
     Dispatch,
+    IdempotencyKeys,
+    IdempotencyRecord,
     QueueUnavailable,
     TaskFilter,
     TaskPage,
@@ -41,11 +43,12 @@ class FakeClock(Clock):
 
 
 class InMemoryStore:
-    """What the database holds: committed tasks and the id sequence."""
+    """What the database holds: committed tasks, the id sequence, committed idempotency keys."""
 
     def __init__(self) -> None:
         self.rows: dict[int, Task] = {}
         self.last_id = 0
+        self.keys: dict[tuple[str, str], IdempotencyRecord] = {}
 
 
 class InMemoryTaskRepository(TaskRepository):
@@ -208,6 +211,58 @@ class InMemoryTaskRepository(TaskRepository):
         return self._select(lambda t: t.lease_expired(now), lambda t: t.lease_expires_at, limit)
 
 
+class InMemoryIdempotencyKeys(IdempotencyKeys):
+    """One writer at a time in memory: a key is never being written by someone else."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+        self.staged: dict[tuple[str, str], IdempotencyRecord] = {}
+        self.deleted: set[tuple[str, str]] = set()
+
+    def _current(self, pair: tuple[str, str]) -> IdempotencyRecord | None:
+        if pair in self.deleted:
+            return None
+        return self.staged.get(pair, self._store.keys.get(pair))
+
+    def get(self, scope: str, key: str, now: datetime) -> IdempotencyRecord | None:
+        record = self._current((scope, key))
+        return record if record is not None and record.expires_at > now else None
+
+    def add_all(self, records: Sequence[IdempotencyRecord], now: datetime) -> set[tuple[str, str]]:
+        pairs = [(r.scope, r.key) for r in records]
+        if len(set(pairs)) != len(pairs):
+            raise ValueError("two records share a (scope, key)")
+        stored = set()
+        for pair, record in zip(pairs, records, strict=True):
+            if self.get(*pair, now) is None:
+                self.deleted.discard(pair)
+                self.staged[pair] = record
+                stored.add(pair)
+        return stored
+
+    def prune(self, now: datetime, limit: int) -> int:
+        every = {**self._store.keys, **self.staged}
+        expired = sorted(
+            (r for pair, r in every.items() if pair not in self.deleted and r.expires_at <= now),
+            key=lambda r: r.expires_at,
+        )[:limit]
+        for record in expired:
+            pair = (record.scope, record.key)
+            self.staged.pop(pair, None)
+            self.deleted.add(pair)
+        return len(expired)
+
+    def commit(self) -> None:
+        for pair in self.deleted:
+            self._store.keys.pop(pair, None)
+        self._store.keys.update(self.staged)
+        self.rollback()
+
+    def rollback(self) -> None:
+        self.staged.clear()
+        self.deleted.clear()
+
+
 class FakeUnitOfWork(UnitOfWork):
     def __init__(self, store: InMemoryStore | None = None) -> None:
         self.store = store or InMemoryStore()
@@ -215,6 +270,7 @@ class FakeUnitOfWork(UnitOfWork):
         self.available = True
         self._one_write = False
         self.tasks = InMemoryTaskRepository(self.store)
+        self.idempotency_keys = InMemoryIdempotencyKeys(self.store)
 
     def one_write(self) -> Self:
         self._one_write = True
@@ -223,6 +279,7 @@ class FakeUnitOfWork(UnitOfWork):
     def __enter__(self) -> Self:
         one_write, self._one_write = self._one_write, False
         self.tasks = InMemoryTaskRepository(self.store, one_statement=one_write)
+        self.idempotency_keys = InMemoryIdempotencyKeys(self.store)
         return self
 
     def __exit__(
@@ -232,10 +289,12 @@ class FakeUnitOfWork(UnitOfWork):
         tb: TracebackType | None,
     ) -> None:
         self.tasks.staged.clear()  # rollback of whatever was not committed
+        self.idempotency_keys.rollback()
 
     def commit(self) -> None:
         self.store.rows.update(self.tasks.staged)
         self.tasks.staged.clear()
+        self.idempotency_keys.commit()
         self.commits += 1
 
     def ping(self) -> None:

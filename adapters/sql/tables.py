@@ -110,3 +110,21 @@ Index(
     postgresql_where=RUNNING_TASK,
     sqlite_where=RUNNING_TASK,
 )
+
+# The first response to each keyed create (Idempotency-Key), written in the transaction that
+# stores its task. Unique per (scope, key): the scope is the client's (one built-in scope until
+# tenants come, then the tenant). `expires_at` serves the pruning and the expiry check.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", String(64), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("task_id", BigInteger(), nullable=False),
+    Column("status_code", SmallInteger(), nullable=False),
+    Column("body", Text(), nullable=False),
+    Column("location", Text()),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+)
+Index("ix_idempotency_keys_expires_at", idempotency_keys.c.expires_at)

@@ -8,6 +8,7 @@ from typing import Self
 from sqlalchemy import Connection, Engine, text
 
 from adapters.sql.engine import READ_ONLY
+from adapters.sql.idempotency import SqlIdempotencyKeys
 from adapters.sql.repository import SqlTaskRepository
 from application.ports import UnitOfWork
 
@@ -29,6 +30,7 @@ class SqlUnitOfWork(UnitOfWork):
     it. SQLite keeps its transaction (its BEGIN and COMMIT cost no round trip)."""
 
     tasks: SqlTaskRepository
+    idempotency_keys: SqlIdempotencyKeys
 
     def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
         self._engine = engine
@@ -51,6 +53,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.tasks = SqlTaskRepository(
             self._connection, read_only=self._read_only, one_statement=one_write
         )
+        self.idempotency_keys = SqlIdempotencyKeys(self._connection, read_only=self._read_only)
         return self
 
     def _connect(self, *, read_only: bool | None = None) -> Connection:
@@ -69,7 +72,7 @@ class SqlUnitOfWork(UnitOfWork):
         if connection is None:
             return
         try:
-            if exc_type is None and not self.tasks.wrote and connection.in_transaction():
+            if exc_type is None and not self._wrote() and connection.in_transaction():
                 # Nothing to undo, so COMMIT ends it just as ROLLBACK would; but psycopg answers
                 # every ROLLBACK by dropping its prepared statements (one more round trip,
                 # DEALLOCATE ALL, and the next statements are parsed and planned again).
@@ -83,7 +86,10 @@ class SqlUnitOfWork(UnitOfWork):
         if self._connection is None:
             raise RuntimeError("commit() outside `with uow:`")
         self._connection.commit()
-        self.tasks.wrote = False
+        self.tasks.wrote = self.idempotency_keys.wrote = False
+
+    def _wrote(self) -> bool:
+        return self.tasks.wrote or self.idempotency_keys.wrote
 
     def ping(self) -> None:
         with self._connect(read_only=True) as connection:

@@ -2,6 +2,12 @@
 
 from application.ports.arithmetic import Arithmetic
 from application.ports.clock import Clock
+from application.ports.idempotency import (
+    IdempotencyKey,
+    IdempotencyKeys,
+    IdempotencyRecord,
+    StoredResponse,
+)
 from application.ports.queue import Dispatch, QueueUnavailable, TaskQueue
 from application.ports.repository import TaskFilter, TaskPage, TaskRepository, UnitOfWork
 
@@ -9,7 +15,11 @@ __all__ = [
     "Arithmetic",
     "Clock",
     "Dispatch",
+    "IdempotencyKey",
+    "IdempotencyKeys",
+    "IdempotencyRecord",
     "QueueUnavailable",
+    "StoredResponse",
     "TaskFilter",
     "TaskPage",
     "TaskQueue",

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self
 
+from application.ports.idempotency import IdempotencyKeys
 from domain.priority import Priority
 from domain.task import Task, TaskStatus, TaskType
 
@@ -129,6 +130,7 @@ class UnitOfWork(Protocol):
     back whatever was not committed. The same object may be entered again for a new one."""
 
     tasks: TaskRepository
+    idempotency_keys: IdempotencyKeys
 
     def __enter__(self) -> Self: ...
 

@@ -1,6 +1,7 @@
 """The use cases: one business act each, run by `execute` (CreateTask also has `execute_all`,
 which accepts many creates in one transaction)."""
 
+from application.use_cases._acceptance import IdempotentResponse
 from application.use_cases.cancel_task import CancelTask
 from application.use_cases.change_priority import ChangePriority, ChangePriorityRequest
 from application.use_cases.check_health import CheckHealth, HealthReport
@@ -15,6 +16,7 @@ from application.use_cases.execute_task import (
 )
 from application.use_cases.get_task import GetTask
 from application.use_cases.list_tasks import ListTasks, ListTasksRequest
+from application.use_cases.prune_idempotency_keys import PruneIdempotencyKeys
 from application.use_cases.retry_task import RetryTask
 
 __all__ = [
@@ -34,7 +36,9 @@ __all__ = [
     "ExecuteTaskResult",
     "GetTask",
     "HealthReport",
+    "IdempotentResponse",
     "ListTasks",
     "ListTasksRequest",
+    "PruneIdempotencyKeys",
     "RetryTask",
 ]

@@ -2,10 +2,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
-from application.ports import Clock, TaskQueue, UnitOfWork
-from application.use_cases.create_task import accept
-from domain.errors import BatchTooLarge
+from application.ports import Clock, IdempotencyKey, TaskQueue, UnitOfWork
+from application.use_cases._acceptance import (
+    DEFAULT_KEY_TTL,
+    Candidate,
+    IdempotentResponse,
+    accept,
+)
+from domain.errors import BatchTooLarge, DomainError
 from domain.priority import Priority, SchedulePolicy
 from domain.task import Task
 
@@ -14,13 +20,15 @@ from domain.task import Task
 class CreateBatchRequest:
     pairs: Sequence[tuple[object, object]]
     priority: Priority = Priority.MEDIUM
+    idempotency: IdempotencyKey | None = None
 
 
 class CreateBatch:
     """Accept a batch of additions run as one task.
 
     Rules: 1..max_pairs pairs (more is BatchTooLarge), each operand an int64; the sums come back
-    in the order of the pairs; scheduling and publication as for a single task."""
+    in the order of the pairs; scheduling, publication and idempotency keys as for a single
+    task (see CreateTask)."""
 
     def __init__(
         self,
@@ -30,6 +38,7 @@ class CreateBatch:
         schedule: SchedulePolicy,
         max_attempts: int,
         max_pairs: int,
+        key_ttl: timedelta = DEFAULT_KEY_TTL,
     ) -> None:
         self._uow = uow
         self._queue = queue
@@ -37,17 +46,26 @@ class CreateBatch:
         self._schedule = schedule
         self._max_attempts = max_attempts
         self._max_pairs = max_pairs
+        self._key_ttl = key_ttl
 
-    def execute(self, request: CreateBatchRequest) -> Task:
+    def execute(self, request: CreateBatchRequest) -> Task | IdempotentResponse:
+        """The new task (an IdempotentResponse if the request has a key). Raises the
+        DomainError the request broke, or the store's or broker's failure."""
         if len(request.pairs) > self._max_pairs:
             raise BatchTooLarge(len(request.pairs), self._max_pairs)
         now = self._clock.now()
-        task = Task.batch(
-            request.pairs,
-            priority=request.priority,
-            now=now,
-            schedule=self._schedule,
-            max_attempts=self._max_attempts,
-        )
-        accept([task], self._uow, self._queue, now)
-        return task
+
+        def build() -> Task:
+            return Task.batch(
+                request.pairs,
+                priority=request.priority,
+                now=now,
+                schedule=self._schedule,
+                max_attempts=self._max_attempts,
+            )
+
+        candidate = Candidate(build, request.idempotency)
+        (outcome,) = accept([candidate], self._uow, self._queue, now, self._key_ttl)
+        if isinstance(outcome, DomainError):
+            raise outcome
+        return outcome

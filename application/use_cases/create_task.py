@@ -2,10 +2,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import partial
 
-from application.ports import Clock, TaskQueue, UnitOfWork
-from application.use_cases._moves import publish_committed
+from application.ports import Clock, IdempotencyKey, TaskQueue, UnitOfWork
+from application.use_cases._acceptance import (
+    DEFAULT_KEY_TTL,
+    Candidate,
+    IdempotentResponse,
+    Outcome,
+    accept,
+)
 from domain.errors import DomainError
 from domain.priority import Priority, SchedulePolicy
 from domain.task import Task
@@ -16,23 +23,7 @@ class CreateTaskRequest:
     a: object
     b: object
     priority: Priority = Priority.MEDIUM
-
-
-def accept(tasks: Sequence[Task], uow: UnitOfWork, queue: TaskQueue, now: datetime) -> None:
-    """Commit new tasks in one transaction, then publish at once those already due.
-
-    The publication is recorded in the same commit as the tasks, so the acceptance costs one
-    transaction; if the broker then turns out to be down the record is undone (see
-    publish_committed) and the tasks still count as accepted."""
-    if not tasks:
-        return
-    due = [task for task in tasks if task.is_due(now)]
-    for task in due:
-        task.mark_published(task.created_at)
-    with uow:
-        uow.tasks.add_all(tasks)
-        uow.commit()
-    publish_committed(uow, queue, due)
+    idempotency: IdempotencyKey | None = None
 
 
 class CreateTask:
@@ -41,7 +32,12 @@ class CreateTask:
     Rules: both operands are integers in the signed 64-bit range; the task starts after its
     priority's delay; a task with no delay is published to its queue at once. Many requests
     accepted together share one transaction and one publish: each is accepted exactly as it
-    would be alone, and a request the rules refuse does not hold back the others."""
+    would be alone, and a request the rules refuse does not hold back the others.
+
+    A request with an idempotency key creates its task only if the key holds no record younger
+    than `key_ttl`: the first response is recorded with the task and given again to a request
+    with the same key and fingerprint (IdempotentResponse, replayed); another fingerprint is
+    IdempotencyKeyReused."""
 
     def __init__(
         self,
@@ -50,31 +46,33 @@ class CreateTask:
         clock: Clock,
         schedule: SchedulePolicy,
         max_attempts: int,
+        key_ttl: timedelta = DEFAULT_KEY_TTL,
     ) -> None:
         self._uow = uow
         self._queue = queue
         self._clock = clock
         self._schedule = schedule
         self._max_attempts = max_attempts
+        self._key_ttl = key_ttl
 
-    def execute(self, request: CreateTaskRequest) -> Task:
+    def execute(self, request: CreateTaskRequest) -> Task | IdempotentResponse:
+        """The new task (an IdempotentResponse if the request has a key). Raises the
+        DomainError the request broke, or the store's or broker's failure."""
         (outcome,) = self.execute_all([request])
         if isinstance(outcome, DomainError):
             raise outcome
         return outcome
 
-    def execute_all(self, requests: Sequence[CreateTaskRequest]) -> list[Task | DomainError]:
-        """One outcome per request, in order: its accepted task, or the rule it broke. A
-        failure of the store or the broker is every request's, and raises."""
+    def execute_all(self, requests: Sequence[CreateTaskRequest]) -> list[Outcome]:
+        """One outcome per request, in order: its accepted task (an IdempotentResponse if it
+        has a key), or the rule it broke. A failure of the store or the broker is every
+        request's, and raises."""
         now = self._clock.now()
-        outcomes: list[Task | DomainError] = []
-        for request in requests:
-            try:
-                outcomes.append(self._task(request, now))
-            except DomainError as refused:
-                outcomes.append(refused)
-        accept([o for o in outcomes if isinstance(o, Task)], self._uow, self._queue, now)
-        return outcomes
+        candidates = [
+            Candidate(partial(self._task, request, now), request.idempotency)
+            for request in requests
+        ]
+        return accept(candidates, self._uow, self._queue, now, self._key_ttl)
 
     def _task(self, request: CreateTaskRequest, now: datetime) -> Task:
         return Task.single(

@@ -15,6 +15,7 @@ from fastapi_offline import FastAPIOffline
 from entrypoints.api import API_PREFIX, health, tasks
 from entrypoints.api.body_limit import BodyLimitMiddleware
 from entrypoints.api.docs import install_problem_schemas
+from entrypoints.api.idempotency import InFlightKeys
 from entrypoints.api.problems import install_problem_handlers
 from entrypoints.api.task_turns import TaskTurns
 from entrypoints.container import Container
@@ -48,6 +49,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.state.container = container
     # A move waits for its task's turn no longer than a statement waits for the task's row.
     app.state.task_turns = TaskTurns(wait_seconds=settings.db_lock_timeout_seconds)
+    app.state.in_flight_keys = InFlightKeys()
     app.include_router(tasks.router, prefix=API_PREFIX)
     app.include_router(health.router, prefix=API_PREFIX)
     install_problem_handlers(app)

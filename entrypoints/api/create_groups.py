@@ -19,14 +19,17 @@ from weakref import WeakKeyDictionary
 
 from starlette.concurrency import run_in_threadpool
 
-from application.use_cases import CreateTask, CreateTaskRequest
+from application.use_cases import CreateTask, CreateTaskRequest, IdempotentResponse
+from domain.errors import DomainError
 from domain.task import Task
 
 # Beyond this the INSERT and the response writing make a group's requests wait on each other
 # longer than they gain; 64 concurrent clients rarely fill one.
 MAX_GROUP = 128
 
-_Waiting = tuple[CreateTaskRequest, "asyncio.Future[Task]"]
+# A new task, or for a keyed request the response recorded under its key.
+Created = Task | IdempotentResponse
+_Waiting = tuple[CreateTaskRequest, "asyncio.Future[Created]"]
 
 
 class CreateGroups:
@@ -38,7 +41,7 @@ class CreateGroups:
         )
         self._lock = threading.Lock()
 
-    async def create(self, request: CreateTaskRequest) -> Task:
+    async def create(self, request: CreateTaskRequest) -> Created:
         loop = asyncio.get_running_loop()
         with self._lock:
             groups = self._per_loop.get(loop)
@@ -56,8 +59,8 @@ class _LoopGroups:
         self._waiting: list[_Waiting] = []
         self._storing: asyncio.Task[None] | None = None
 
-    async def create(self, request: CreateTaskRequest) -> Task:
-        future: asyncio.Future[Task] = asyncio.get_running_loop().create_future()
+    async def create(self, request: CreateTaskRequest) -> Created:
+        future: asyncio.Future[Created] = asyncio.get_running_loop().create_future()
         self._waiting.append((request, future))
         if self._storing is None or self._storing.done():
             self._storing = asyncio.create_task(self._store_groups())
@@ -84,7 +87,9 @@ class _LoopGroups:
         self._storing = None
 
 
-def _settle(group: Sequence[_Waiting], outcomes: Sequence[Task | Exception]) -> None:
+def _settle(
+    group: Sequence[_Waiting], outcomes: Sequence[Created | DomainError] | Sequence[Exception]
+) -> None:
     for (_, future), outcome in zip(group, outcomes, strict=True):
         if future.done():  # its request was cancelled: the task is accepted all the same
             continue

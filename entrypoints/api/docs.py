@@ -83,21 +83,21 @@ BATCH_TOO_LARGE_EXAMPLE = _example(
 
 
 def error_responses(
-    *statuses: int, conflict: str | None = None, too_large: dict[str, Any] | None = None
+    *statuses: int,
+    conflict: str | None = None,
+    described: dict[int, str] | None = None,
+    examples: dict[int, dict[str, Any]] | None = None,
 ) -> dict[int | str, Any]:
-    """The `responses=` of a route that may answer with these problem statuses (503 always).
-
-    `conflict` replaces the 409 example's detail; `too_large` the whole 413 example."""
+    """The `responses=` of a route that may answer with these problem statuses (503 always);
+    `described` and `examples` replace the usual description and example of a status."""
     declared: dict[int | str, Any] = {}
     for status in (*statuses, 503):
         model = ValidationProblem if status == 422 else Problem
-        example = dict(_EXAMPLES[status])
+        example = dict((examples or {}).get(status, _EXAMPLES[status]))
         if status == 409 and conflict:
             example["detail"] = conflict
-        if status == 413 and too_large:
-            example = dict(too_large)
         declared[status] = {
-            "description": _DESCRIPTIONS[status],
+            "description": (described or {}).get(status, _DESCRIPTIONS[status]),
             "content": {
                 PROBLEM_MEDIA_TYPE: {
                     "schema": {"$ref": _REF.format(model=model.__name__)},
@@ -106,6 +106,31 @@ def error_responses(
             },
         }
     return declared
+
+
+def idempotent_create_responses(
+    *statuses: int, examples: dict[int, dict[str, Any]] | None = None
+) -> dict[int | str, Any]:
+    """The problem responses of a create route that takes an Idempotency-Key; `examples`
+    replace the usual example of a status."""
+    in_flight = _example(
+        409,
+        "idempotency-key-in-flight",
+        "Request with this idempotency key in progress",
+        "a request with idempotency key 'k1' is still being processed; retry shortly",
+    )
+    return error_responses(
+        *statuses,
+        409,
+        422,
+        described={
+            409: "A request with this Idempotency-Key is still being processed (retry after "
+            "Retry-After seconds).",
+            422: "The request is invalid (body or header), or its Idempotency-Key was first "
+            "used with another request (`idempotency-key-reused`).",
+        },
+        examples={409: in_flight, **(examples or {})},
+    )
 
 
 def health_unavailable_response() -> dict[int | str, Any]:

@@ -20,6 +20,8 @@ from domain.errors import (
     BatchTooLarge,
     ConcurrentModification,
     DomainError,
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
     IllegalTransition,
     InvalidOperands,
     TaskNotFound,
@@ -54,6 +56,13 @@ _DOMAIN_PROBLEMS: list[tuple[type[DomainError], int, str, str]] = [
     (ConcurrentModification, 409, "concurrent-modification", "Task changed concurrently"),
     (InvalidOperands, 422, "invalid-operands", "Invalid operands"),
     (BatchTooLarge, 413, "batch-too-large", "Batch too large"),
+    (
+        IdempotencyKeyInFlight,
+        409,
+        "idempotency-key-in-flight",
+        "Request with this idempotency key in progress",
+    ),
+    (IdempotencyKeyReused, 422, "idempotency-key-reused", "Idempotency key reused"),
 ]
 
 # SQLSTATEs of a bounded wait that ran out: lock_not_available (lock_timeout, or NOWAIT) and
@@ -93,8 +102,19 @@ def problem(
 async def _domain_error(_: Request, error: Exception) -> JSONResponse:
     for kind, status, slug, title in _DOMAIN_PROBLEMS:
         if isinstance(error, kind):
-            return problem(status, str(error), slug=slug, title=title)
+            return problem(status, str(error), slug=slug, title=title, **_extras(error))
     return problem(422, str(error), slug="rule-violated", title="Business rule violated")
+
+
+def _extras(error: Exception) -> dict[str, Any]:
+    if isinstance(error, IdempotencyKeyInFlight):
+        # The first request is about to answer: a client may retry within the second.
+        return {"headers": {"Retry-After": "1"}}
+    if isinstance(error, IdempotencyKeyReused):
+        # Like every 422, it names the part of the request at fault.
+        at_fault = {"loc": ["header", "Idempotency-Key"], "msg": str(error), "type": "reused"}
+        return {"errors": [at_fault]}
+    return {}
 
 
 def _field_errors(error: RequestValidationError) -> list[dict[str, Any]]:

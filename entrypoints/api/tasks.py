@@ -8,7 +8,7 @@ response stays off the event loop too. Errors travel as exceptions to entrypoint
 The moves take their task's turn first (entrypoints.api.task_turns), so requests crowding on one
 locked task wait off the threadpool."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from dependency_injector.wiring import inject
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -23,15 +23,21 @@ from application.use_cases import (
     CreateBatchRequest,
     CreateTaskRequest,
     GetTask,
+    IdempotentResponse,
     ListTasks,
     ListTasksRequest,
     RetryTask,
 )
+from domain.errors import TaskNotFound
 from domain.priority import Priority
 from domain.task import INT64_MAX, TaskStatus, TaskType
-from entrypoints.api import API_PREFIX
 from entrypoints.api.create_groups import CreateGroups
-from entrypoints.api.docs import BATCH_TOO_LARGE_EXAMPLE, error_responses
+from entrypoints.api.docs import (
+    BATCH_TOO_LARGE_EXAMPLE,
+    error_responses,
+    idempotent_create_responses,
+)
+from entrypoints.api.idempotency import IdempotencyKeyHeader, InFlight, answer, keyed, location
 from entrypoints.api.injection import Provide
 from entrypoints.api.schemas import (
     ChangePriorityBody,
@@ -50,11 +56,33 @@ MAX_OFFSET = 10**9
 
 router = APIRouter(prefix=TASKS_PATH, tags=["tasks"])
 
-TaskId = Annotated[int, Path(ge=1, le=INT64_MAX, description="The task's id.")]
+# An id is written one way only: decimal digits, no sign, no leading zero, nothing around them.
+# Anything else is a 422 (validation-error on path.task_id) on every route; a well-formed id
+# that names no task is a 404, 0 and ids beyond the int64 range included.
+TASK_ID_PATTERN = r"^(0|[1-9][0-9]*)$"
+_INT64_DIGITS = len(str(INT64_MAX))
+_SHOWN_DIGITS = 30
 
 
-def _location(task_id: int | None) -> str:
-    return f"{API_PREFIX}{TASKS_PATH}/{task_id}"
+async def _task_id(
+    task_id: Annotated[
+        str,
+        Path(
+            pattern=TASK_ID_PATTERN,
+            description="The task's id: decimal digits, without sign or leading zero.",
+            examples=["42"],
+        ),
+    ],
+) -> int:
+    # async: a plain function would cost a hop to the threadpool per request.
+    if len(task_id) > _INT64_DIGITS or int(task_id) > INT64_MAX:
+        # No store could even look it up (a BIGINT parameter would overflow): it names no task.
+        shown = task_id if len(task_id) <= _SHOWN_DIGITS else f"{task_id[:_SHOWN_DIGITS]}..."
+        raise TaskNotFound(shown)
+    return int(task_id)
+
+
+TaskId = Annotated[int, Depends(_task_id)]
 
 
 @router.post(
@@ -62,18 +90,29 @@ def _location(task_id: int | None) -> str:
     status_code=201,
     response_model=TaskOut,
     summary="Submit one addition a + b",
-    responses=error_responses(413, 422),
+    responses=idempotent_create_responses(413),
 )
 @inject
 async def create_task(
     body: CreateTaskBody,
     response: Response,
     groups: Annotated[CreateGroups, Depends(Provide[Container.create_groups])],
-) -> TaskOut:
-    request = CreateTaskRequest(a=body.a, b=body.b, priority=Priority(body.priority))
-    task = await groups.create(request)
-    response.headers["Location"] = _location(task.id)
-    return TaskOut.of(task)
+    in_flight: InFlight,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Any:
+    key = keyed(idempotency_key, "POST /tasks", body)
+    request = CreateTaskRequest(
+        a=body.a, b=body.b, priority=Priority(body.priority), idempotency=key
+    )
+    if key is None:
+        task = await groups.create(request)
+        assert not isinstance(task, IdempotentResponse)
+        response.headers["Location"] = location(task.id)
+        return TaskOut.of(task)
+    with in_flight.hold(key):
+        outcome = await groups.create(request)
+    assert isinstance(outcome, IdempotentResponse)
+    return answer(outcome)
 
 
 @router.post(
@@ -81,18 +120,28 @@ async def create_task(
     status_code=201,
     response_model=TaskOut,
     summary="Submit a batch of additions, run as one task",
-    responses=error_responses(413, 422, too_large=BATCH_TOO_LARGE_EXAMPLE),
+    responses=idempotent_create_responses(413, examples={413: BATCH_TOO_LARGE_EXAMPLE}),
 )
 @inject
 def create_batch(
     body: CreateBatchBody,
     response: Response,
     create: Annotated[CreateBatch, Depends(Provide[Container.create_batch])],
-) -> TaskOut:
+    in_flight: InFlight,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Any:
+    key = keyed(idempotency_key, "POST /tasks/batch", body)
     pairs = [(pair["a"], pair["b"]) for pair in body.pairs]
-    task = create.execute(CreateBatchRequest(pairs=pairs, priority=Priority(body.priority)))
-    response.headers["Location"] = _location(task.id)
-    return TaskOut.of(task)
+    request = CreateBatchRequest(pairs=pairs, priority=Priority(body.priority), idempotency=key)
+    if key is None:
+        task = create.execute(request)
+        assert not isinstance(task, IdempotentResponse)
+        response.headers["Location"] = location(task.id)
+        return TaskOut.of(task)
+    with in_flight.hold(key):
+        outcome = create.execute(request)
+    assert isinstance(outcome, IdempotentResponse)
+    return answer(outcome)
 
 
 @router.get(

@@ -31,9 +31,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def empty_tasks(engine: Engine) -> None:
-    statement = "TRUNCATE tasks" if engine.dialect.name == "postgresql" else "DELETE FROM tasks"
+    """Empty the tables: tasks and the idempotency keys recorded with them."""
     with engine.begin() as connection:
-        connection.execute(text(statement))
+        for table in ("tasks", "idempotency_keys"):
+            empty = "TRUNCATE" if engine.dialect.name == "postgresql" else "DELETE FROM"
+            connection.execute(text(f"{empty} {table}"))
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from adapters.sql import SqlUnitOfWork
 from domain.task import TaskStatus
+from tests.contract.idempotency_contract import IdempotencyKeysContract
 from tests.contract.repository_contract import NOW, TaskRepositoryContract, added, single, stored
 
 
@@ -21,6 +22,18 @@ class TestPostgresRepository(TaskRepositoryContract):
 
 
 class TestSqliteRepository(TaskRepositoryContract):
+    @pytest.fixture
+    def uow(self, sqlite_uow: SqlUnitOfWork) -> SqlUnitOfWork:
+        return sqlite_uow
+
+
+class TestPostgresIdempotencyKeys(IdempotencyKeysContract):
+    @pytest.fixture
+    def uow(self, pg_uow: SqlUnitOfWork) -> SqlUnitOfWork:
+        return pg_uow
+
+
+class TestSqliteIdempotencyKeys(IdempotencyKeysContract):
     @pytest.fixture
     def uow(self, sqlite_uow: SqlUnitOfWork) -> SqlUnitOfWork:
         return sqlite_uow

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.system.harness import RunningSystem, system_from_make_run
+from tests.system.idempotency_scenarios import RetrySafetyScenarios
 from tests.system.scenarios import CoreScenarios
 
 pytestmark = pytest.mark.system
@@ -18,5 +19,5 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
         yield system
 
 
-class TestEmbeddedMakeRun(CoreScenarios):
+class TestEmbeddedMakeRun(CoreScenarios, RetrySafetyScenarios):
     """`make run` with nothing configured: SQLite and a broker that needs no server."""

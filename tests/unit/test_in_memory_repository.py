@@ -1,10 +1,17 @@
 import pytest
 
+from tests.contract.idempotency_contract import IdempotencyKeysContract
 from tests.contract.repository_contract import TaskRepositoryContract
 from tests.fakes import FakeUnitOfWork
 
 
 class TestInMemoryRepository(TaskRepositoryContract):
+    @pytest.fixture
+    def uow(self) -> FakeUnitOfWork:
+        return FakeUnitOfWork()
+
+
+class TestInMemoryIdempotencyKeys(IdempotencyKeysContract):
     @pytest.fixture
     def uow(self) -> FakeUnitOfWork:
         return FakeUnitOfWork()

@@ -76,8 +76,8 @@ def test_every_error_response_is_a_problem_with_an_example(document: dict[str, A
 @pytest.mark.parametrize(
     ("operation", "codes"),
     [
-        (("post", "/api/v1/tasks"), {"201", "413", "422", "503"}),
-        (("post", "/api/v1/tasks/batch"), {"201", "413", "422", "503"}),
+        (("post", "/api/v1/tasks"), {"201", "409", "413", "422", "503"}),
+        (("post", "/api/v1/tasks/batch"), {"201", "409", "413", "422", "503"}),
         (("get", "/api/v1/tasks"), {"200", "422", "503"}),
         (("get", "/api/v1/tasks/{task_id}"), {"200", "404", "422", "503"}),
         (("put", "/api/v1/tasks/{task_id}"), {"200", "404", "409", "413", "422", "503"}),
@@ -90,6 +90,31 @@ def test_each_route_declares_its_statuses(
     document: dict[str, Any], operation: tuple[str, str], codes: set[str]
 ) -> None:
     assert set(_operations(document)[operation]["responses"]) == codes
+
+
+@pytest.mark.parametrize("path", ["/api/v1/tasks", "/api/v1/tasks/batch"])
+def test_the_creates_document_the_idempotency_key_and_its_problems(
+    document: dict[str, Any], path: str
+) -> None:
+    operation = _operations(document)[("post", path)]
+    (header,) = [p for p in operation["parameters"] if p["in"] == "header"]
+    assert header["name"] == "Idempotency-Key" and not header.get("required", False)
+    assert "pattern" in str(header["schema"]) and "409" in header["description"]
+    responses = operation["responses"]
+    assert responses["409"]["content"]["application/problem+json"]["example"]["type"] == (
+        "urn:taskman:problem:idempotency-key-in-flight"
+    )
+    assert "Idempotency-Key" in responses["422"]["description"]
+
+
+@pytest.mark.parametrize(("method", "path"), [op for op in OPERATIONS if "{task_id}" in op[1]])
+def test_task_ids_are_documented_as_plain_decimal_digits(
+    document: dict[str, Any], method: str, path: str
+) -> None:
+    (parameter,) = _operations(document)[(method, path)]["parameters"]
+    assert parameter["name"] == "task_id" and parameter["in"] == "path"
+    assert parameter["schema"]["pattern"] == "^(0|[1-9][0-9]*)$"
+    assert parameter["schema"]["type"] == "string"
 
 
 def test_internal_fields_are_not_exposed(document: dict[str, Any]) -> None:

@@ -1,0 +1,167 @@
+"""How creates are accepted: new tasks committed together, with the idempotency records of the
+keyed ones in the same transaction, then those already due published at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from application.ports import (
+    IdempotencyKey,
+    IdempotencyRecord,
+    StoredResponse,
+    TaskQueue,
+    UnitOfWork,
+)
+from application.use_cases._moves import publish_committed
+from domain.errors import DomainError, IdempotencyKeyInFlight, IdempotencyKeyReused
+from domain.task import Task
+
+DEFAULT_KEY_TTL = timedelta(hours=24)
+# A key found taken whose record is then gone (it expired meanwhile, or its transaction rolled
+# back after all) is tried again; a key that keeps slipping away is answered as in flight.
+MAX_ROUNDS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotentResponse:
+    """The answer to a keyed create: the response recorded under its key, `replayed` if it was
+    recorded by an earlier request (then no task was created this time)."""
+
+    response: StoredResponse
+    replayed: bool
+
+
+Outcome = Task | IdempotentResponse | DomainError
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One create to accept: how to build its task (which may raise DomainError) and its key."""
+
+    build: Callable[[], Task]
+    key: IdempotencyKey | None = None
+
+
+def accept(
+    candidates: Sequence[Candidate],
+    uow: UnitOfWork,
+    queue: TaskQueue,
+    now: datetime,
+    key_ttl: timedelta = DEFAULT_KEY_TTL,
+) -> list[Outcome]:
+    """One outcome per candidate, in order: its new task (unkeyed), its IdempotentResponse
+    (keyed), or the rule it broke: IdempotencyKeyReused if its key is held by another request,
+    IdempotencyKeyInFlight if a candidate before it in this call has the same key.
+
+    The new tasks and their keys' records are one transaction, so a key is never recorded
+    without its task nor a task kept without its key. If a key turns out taken when it is
+    written (another process stored it meanwhile), the transaction is rolled back and accepted
+    again without that candidate, whose outcome is then read from the record that took it. A
+    failure of the store or the broker is every candidate's, and raises."""
+    outcomes: list[Outcome | None] = [None] * len(candidates)
+    seen: set[tuple[str, str]] = set()
+    for i, candidate in enumerate(candidates):
+        if candidate.key is not None:
+            pair = (candidate.key.scope, candidate.key.key)
+            if pair in seen:
+                outcomes[i] = IdempotencyKeyInFlight(candidate.key.key)
+            seen.add(pair)
+    _recall(candidates, range(len(candidates)), outcomes, uow, now)
+    slipped: dict[int, int] = {}
+    while pending := [i for i, outcome in enumerate(outcomes) if outcome is None]:
+        taken = _store(candidates, pending, outcomes, uow, queue, now, key_ttl)
+        _recall(candidates, taken, outcomes, uow, now)
+        for i in taken:
+            key = candidates[i].key
+            if outcomes[i] is None and key is not None:
+                slipped[i] = slipped.get(i, 0) + 1
+                if slipped[i] == MAX_ROUNDS:
+                    outcomes[i] = IdempotencyKeyInFlight(key.key)
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _recall(
+    candidates: Sequence[Candidate],
+    indices: Sequence[int],
+    outcomes: list[Outcome | None],
+    uow: UnitOfWork,
+    now: datetime,
+) -> None:
+    """Settle each keyed candidate whose key already holds a record: a replay of it, or
+    IdempotencyKeyReused if the record answers another request."""
+    keyed = [(i, key) for i in indices if outcomes[i] is None and (key := candidates[i].key)]
+    if not keyed:
+        return
+    with uow:
+        records = [(i, key, uow.idempotency_keys.get(key.scope, key.key, now)) for i, key in keyed]
+    for i, key, record in records:
+        if record is None:
+            continue
+        if record.fingerprint == key.fingerprint:
+            outcomes[i] = IdempotentResponse(record.response, replayed=True)
+        else:
+            outcomes[i] = IdempotencyKeyReused(key.key)
+
+
+def _store(
+    candidates: Sequence[Candidate],
+    pending: Sequence[int],
+    outcomes: list[Outcome | None],
+    uow: UnitOfWork,
+    queue: TaskQueue,
+    now: datetime,
+    key_ttl: timedelta,
+) -> list[int]:
+    """Commit the pending candidates' tasks with their keys and publish the due ones; settles
+    them and answers [], or, if some keys were taken meanwhile, commits nothing and answers
+    the candidates whose keys were taken (the others stay pending)."""
+    tasks: dict[int, Task] = {}
+    for i in pending:
+        try:
+            tasks[i] = candidates[i].build()
+        except DomainError as refused:
+            outcomes[i] = refused
+    if not tasks:
+        return []
+    # The publication is recorded in the same commit as the tasks, so the acceptance costs one
+    # transaction; if the broker then turns out to be down the record is undone (see
+    # publish_committed) and the tasks still count as accepted.
+    due = [task for task in tasks.values() if task.is_due(now)]
+    for task in due:
+        task.mark_published(task.created_at)
+    responses: dict[int, StoredResponse] = {}
+    with uow:
+        uow.tasks.add_all(list(tasks.values()))
+        records = []
+        for i, task in tasks.items():
+            key = candidates[i].key
+            if key is None:
+                continue
+            assert task.id is not None
+            responses[i] = key.respond(task)
+            records.append(
+                IdempotencyRecord(
+                    scope=key.scope,
+                    key=key.key,
+                    fingerprint=key.fingerprint,
+                    task_id=task.id,
+                    response=responses[i],
+                    created_at=now,
+                    expires_at=now + key_ttl,
+                )
+            )
+        stored = uow.idempotency_keys.add_all(records, now)
+        taken = [
+            i
+            for i in responses
+            if (key := candidates[i].key) is not None and (key.scope, key.key) not in stored
+        ]
+        if taken:
+            return taken  # leaving the block rolls the tasks back with the keys
+        uow.commit()
+    publish_committed(uow, queue, due)
+    for i, task in tasks.items():
+        outcomes[i] = IdempotentResponse(responses[i], replayed=False) if i in responses else task
+    return []
