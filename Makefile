@@ -60,11 +60,10 @@ deploy-check: $(STAMP)
 # The fault matrix (issue 10): each fault hits a whole system of its own (its own PostgreSQL
 # cluster, initdb'ed in a temporary folder, and its own redis-server) while clients create tasks;
 # a ledger then checks the tasks table. Scenarios run side by side (mostly waiting on leases and
-# polls). Writes tests/fault/results.md. tests/fault/test_pending_fixes.py is not run yet: its
-# faults need fixes from other branches.
+# polls). Writes tests/fault/results.md.
 fault-test: $(STAMP)
 	rm -rf tests/fault/.results
-	$(BIN)/pytest -p no:cacheprovider -n 3 tests/fault/test_faults.py
+	$(BIN)/pytest -p no:cacheprovider -n 4 tests/fault
 
 test: lint unit-test deploy-check integration-test si-test fault-test
 
