@@ -115,10 +115,11 @@ DRAIN_SLICE_SECONDS = 0.2
 class AtomicFilesystemTransport(filesystem.Transport):
     Channel = AtomicChannel
 
-    def drain_events(self, connection: Any, timeout: float | None = None) -> Any:
+    # kombu types its two base classes' drain_events differently; this is the virtual one.
+    def drain_events(self, connection: Any, timeout: Any = None) -> Any:  # type: ignore[override]
         if timeout is not None:
             timeout = min(timeout, DRAIN_SLICE_SECONDS)
-        return super().drain_events(connection, timeout=timeout)
+        return super().drain_events(connection, timeout)  # type: ignore[no-untyped-call]
 
 
 TRANSPORT = f"{__name__}:{AtomicFilesystemTransport.__name__}"
