@@ -121,6 +121,9 @@ def run_worker(app: Celery, priority: Priority, concurrency: int, log_level: str
     signals.worker_init.connect(remember, weak=False)
     app.worker_main(
         argv=[
+            # Celery's banner (its configuration, three times over in `make run`) only at DEBUG;
+            # the "<node> ready." line stays. A global option: before the sub-command.
+            *([] if log_level.upper() == "DEBUG" else ["--quiet"]),
             "worker",
             f"--queues={priority.queue_name}",
             f"--concurrency={concurrency}",
