@@ -35,7 +35,7 @@ migrate: $(RUN_STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict domain application
+	$(BIN)/mypy --strict domain application adapters entrypoints
 	$(BIN)/lint-imports
 
 unit-test: $(STAMP)

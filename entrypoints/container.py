@@ -1,6 +1,9 @@
 """The wiring: which adapter serves each port, configured from Settings.
 
 The API, the workers and the dispatcher each build one Container and resolve use cases from it.
+It holds only what every process shares: what one process alone needs is built by that
+process's entry point (the API's create groups and task turns by its app factory), so the
+worker, the dispatcher and the health check never import the API (import-linter checks it).
 Tests swap an adapter with `container.<provider>.override(fake)`."""
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from application.use_cases import (
     PruneIdempotencyKeys,
     RetryTask,
 )
-from entrypoints.api.create_groups import CreateGroups
 from entrypoints.settings import Settings
 
 
@@ -75,8 +77,6 @@ class Container(containers.DeclarativeContainer):
     key_ttl = providers.Callable(_seconds, settings.provided.idempotency_key_ttl_seconds)
 
     create_task = providers.Factory(CreateTask, uow, queue, clock, schedule, max_attempts, key_ttl)
-    # The API's creates, grouped while they are concurrent (one per API process: see the module).
-    create_groups = providers.Singleton(CreateGroups, create_task.provider)
     create_batch = providers.Factory(
         CreateBatch,
         uow,

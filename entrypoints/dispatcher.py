@@ -4,9 +4,10 @@ Each round (see DispatchDue) returns running tasks whose lease expired to queued
 queued tasks whose message was lost, and publishes tasks whose start time has come. A round that
 published a full batch is followed by another at once; otherwise the loop sleeps
 DISPATCHER_POLL_SECONDS. About once a second a round also deletes a batch of expired idempotency
-keys (more often while there are more). An outage of the store or the broker is logged and
-waited out. Several dispatchers may run at once: every selection skips rows another one holds
-(SKIP LOCKED).
+keys (more often while there are more). An outage of the store or the broker is waited out
+and logged in two lines: one when rounds start failing, one when they succeed again (the
+failures in between only at DEBUG, so a restart of PostgreSQL is not a page of tracebacks).
+Several dispatchers may run at once: every selection skips rows another one holds (SKIP LOCKED).
 SIGTERM or SIGINT stops it after the current round."""
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ class DispatcherLoop:
         self._batch_size = batch_size
         self._stopping = threading.Event()
         self._backoff = OUTAGE_BACKOFF_MIN_SECONDS
+        # The running outage: when its first failed round was, and how many rounds failed.
+        self._outage_since: float | None = None
+        self._failed_rounds = 0
 
     def stop(self) -> None:
         self._stopping.set()
@@ -62,14 +66,33 @@ class DispatcherLoop:
             self._prune()
             return report
         except Exception as error:  # the store is down (or worse): log it, wait, try again
-            if self._backoff == OUTAGE_BACKOFF_MIN_SECONDS:  # the first failure of a streak
-                log.exception("dispatch round failed; retrying in %.1fs", self._backoff)
-            else:
-                first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-                log.error(
-                    "dispatch round failed again (%s); retrying in %.1fs", first_line, self._backoff
-                )
+            self._failed("dispatch round failed", _first_line(error))
             return None
+
+    def _failed(self, what: str, why: str) -> None:
+        self._failed_rounds += 1
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+            # The reason's first line is enough to act on; a traceback per outage is not.
+            log.error(
+                "%s (%s); retrying every %.1f-%.1fs until it succeeds",
+                what,
+                why,
+                OUTAGE_BACKOFF_MIN_SECONDS,
+                OUTAGE_BACKOFF_MAX_SECONDS,
+            )
+        else:
+            log.debug("%s again (%s); retrying in %.1fs", what, why, self._backoff)
+
+    def _recovered(self) -> None:
+        if self._outage_since is not None:
+            log.info(
+                "dispatch rounds succeed again after %d failed in %.1fs",
+                self._failed_rounds,
+                time.monotonic() - self._outage_since,
+            )
+        self._outage_since = None
+        self._failed_rounds = 0
 
     def _prune(self) -> None:
         if self._prune_keys is None or time.monotonic() < self._next_prune:
@@ -83,11 +106,12 @@ class DispatcherLoop:
     def _pause_after(self, report: DispatchReport | None) -> float:
         if report is None or not report.broker_available:
             if report is not None:
-                log.warning("broker unavailable; retrying in %.1fs", self._backoff)
+                self._failed("broker unavailable", "nothing can be published")
             pause = self._backoff
             self._backoff = min(self._backoff * 2, OUTAGE_BACKOFF_MAX_SECONDS)
             return pause
         self._backoff = OUTAGE_BACKOFF_MIN_SECONDS
+        self._recovered()
         if report.published or report.republished_lost or report.expired_leases:
             log.info(
                 "published %d due, republished %d lost, requeued %d with expired lease",
@@ -96,6 +120,11 @@ class DispatcherLoop:
                 report.expired_leases,
             )
         return 0.0 if report.published >= self._batch_size else self._poll_seconds
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
 
 
 def main() -> None:

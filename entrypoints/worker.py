@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from typing import Any
 
@@ -42,7 +43,7 @@ def parse_priority(value: str) -> Priority:
 
 def register_tasks(app: Celery, container: Container, priority: Priority) -> None:
     # Not shared: registered on this app only, with this container.
-    @app.task(name=EXECUTE_TASK, ignore_result=True, shared=False)
+    @app.task(name=EXECUTE_TASK, ignore_result=True, shared=False)  # type: ignore[untyped-decorator]
     def execute(*args: Any, **kwargs: Any) -> None:
         # The transport screens every message already; on a transport it does not cover, a bad
         # one still goes no further than this (Celery then acknowledges it).
@@ -80,6 +81,13 @@ def register_tasks(app: Celery, container: Container, priority: Priority) -> Non
         # A pool process is forked: connections inherited from the parent share its sockets, so
         # drop them without closing them (closing would end the parent's sessions too).
         container.engine().dispose(close=False)
+        # A supervisor (honcho, a test, `kill -TERM -PGID`) signals the worker's whole process
+        # group: a pool process killed by that SIGTERM dies mid-attempt, the main process logs
+        # an ERROR for it and its warm shutdown then waits on a pool it cannot close. Only the
+        # main process decides: its warm shutdown lets each pool process finish its attempt
+        # and exit. (Celery already has them ignore SIGINT; Celery sets PR_SET_PDEATHSIG, so
+        # they still die with the main process.)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     signals.worker_process_init.connect(forget_parent_engine, weak=False)
 
@@ -113,6 +121,9 @@ def run_worker(app: Celery, priority: Priority, concurrency: int, log_level: str
     signals.worker_init.connect(remember, weak=False)
     app.worker_main(
         argv=[
+            # Celery's banner (its configuration, three times over in `make run`) only at DEBUG;
+            # the "<node> ready." line stays. A global option: before the sub-command.
+            *([] if log_level.upper() == "DEBUG" else ["--quiet"]),
             "worker",
             f"--queues={priority.queue_name}",
             f"--concurrency={concurrency}",

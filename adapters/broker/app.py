@@ -8,7 +8,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from celery import Celery
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue
 
 from adapters.broker.envelope import EXECUTE_TASK
 from adapters.broker.filesystem import TRANSPORT as FILESYSTEM_TRANSPORT
@@ -66,7 +66,10 @@ def create_celery_app(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_queues=[Queue(name, Exchange(name), routing_key=name) for name in QUEUE_NAMES],
+        task_queues=[
+            Queue(name, Exchange(name), routing_key=name)  # type: ignore[no-untyped-call]
+            for name in QUEUE_NAMES
+        ],
         task_default_queue=Priority.MEDIUM.queue_name,
         task_create_missing_queues=False,
         broker_connection_timeout=CONNECT_TIMEOUT_SECONDS,

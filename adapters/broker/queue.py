@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from celery import Celery
-from kombu import Connection
+from kombu.connection import Connection
 from kombu.exceptions import KombuError
 
 from adapters.broker import redis_publisher
@@ -98,7 +98,7 @@ class CeleryTaskQueue(TaskQueue):
         def count(connection: Connection) -> int:
             # Not passive: on Redis an empty queue has no key, and a passive declare of it
             # raises NOT_FOUND. Declaring is harmless there and creates the queue elsewhere.
-            declared = connection.default_channel.queue_declare(
+            declared = connection.default_channel.queue_declare(  # type: ignore[no-untyped-call]
                 queue=priority.queue_name, passive=False
             )
             return int(declared.message_count)
@@ -167,7 +167,7 @@ class CeleryTaskQueue(TaskQueue):
                     return action(connection)
                 except self._recoverable_errors() as error:
                     # Its sockets are dead: forget them; the pool reconnects it on next use.
-                    connection.collect()
+                    connection.collect()  # type: ignore[no-untyped-call]
                     if attempt == 2:
                         raise self._unavailable(error) from error
         raise AssertionError("unreachable")

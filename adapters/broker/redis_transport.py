@@ -22,13 +22,14 @@ from adapters.broker.rejections import REJECTIONS
 REJECTED_SUFFIX = ".rejected"
 
 
-class ScreeningChannel(redis.Channel):  # type: ignore[misc]
+class ScreeningChannel(redis.Channel):
     # Set from the broker's transport options (see create_celery_app).
     task_queues: Collection[str] = ()
     message_max_bytes = 65536
     rejected_messages_max = 1000
 
-    from_transport_options = (
+    # kombu types its tuple by length; ours is longer by design.
+    from_transport_options = (  # type: ignore[assignment]
         *redis.Channel.from_transport_options,
         "task_queues",
         "message_max_bytes",
@@ -46,28 +47,28 @@ class ScreeningChannel(redis.Channel):  # type: ignore[misc]
             if not dest__item:
                 raise Empty()
             dest, item = dest__item
-            dest = bytes_to_str(dest).rsplit(self.sep, 1)[0]
+            dest = bytes_to_str(dest).rsplit(self.sep, 1)[0]  # type: ignore[no-untyped-call]
             self._queue_cycle.rotate(dest)
             # Raises Empty for a poison: to the poller, as if the BRPOP had timed out.
             self.connection._deliver(self._screened(dest, item), dest)
             return True
         finally:
-            self._in_poll = None
+            self._in_poll = None  # type: ignore[assignment]  # as kombu resets it
             # kombu >= 5.7 flushes a pending re-authentication while the connection is idle.
             flush = getattr(self, "_flush_brpop_reauth", None)
             if flush is not None:
                 flush()
 
-    def _get(self, queue: str) -> Any:
+    def _get(self, queue: str) -> Any:  # type: ignore[override]
         with self.conn_or_acquire() as client:
             for pri in self.priority_steps:
-                while item := client.rpop(self._q_for_pri(queue, pri)):
-                    self._maybe_update_queues_expire(client, queue)
+                while item := client.rpop(self._q_for_pri(queue, pri)):  # type: ignore[no-untyped-call]
+                    self._maybe_update_queues_expire(client, queue)  # type: ignore[no-untyped-call]
                     try:
                         return self._screened(queue, item, client)
                     except Empty:
                         continue  # set aside: the next item
-            self._maybe_update_queues_expire(client, queue)
+            self._maybe_update_queues_expire(client, queue)  # type: ignore[no-untyped-call]
             raise Empty()
 
     def _screened(self, queue: str, item: bytes, client: Any = None) -> Any:
@@ -91,7 +92,7 @@ class ScreeningChannel(redis.Channel):  # type: ignore[misc]
             raise Empty() from None
 
 
-class ScreeningTransport(redis.Transport):  # type: ignore[misc]
+class ScreeningTransport(redis.Transport):
     Channel = ScreeningChannel
 
 

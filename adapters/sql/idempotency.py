@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, select, tuple_
+from sqlalchemy import Connection, Table, bindparam, delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from adapters.sql.tables import idempotency_keys as keys
@@ -17,7 +17,10 @@ _GET = select(keys).where(
     keys.c.key == bindparam("key"),
     keys.c.expires_at > bindparam("now", type_=keys.c.expires_at.type),
 )
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+_INSERTS: dict[str, Callable[[Table], postgresql.Insert | sqlite.Insert]] = {
+    "postgresql": postgresql.insert,
+    "sqlite": sqlite.insert,
+}
 _KEY_COLUMNS = {"scope", "key"}
 
 
@@ -74,12 +77,12 @@ class SqlIdempotencyKeys(IdempotencyKeys):
         # An expired record still in the table (not yet pruned) is overwritten.
         statement = _INSERTS[self._connection.dialect.name](keys).values([_row(r) for r in records])
         replace = {c.name: statement.excluded[c.name] for c in keys.c if c.name not in _KEY_COLUMNS}
-        statement = statement.on_conflict_do_update(
+        upsert = statement.on_conflict_do_update(
             index_elements=[keys.c.scope, keys.c.key],
             set_=replace,
             where=keys.c.expires_at <= now,
         ).returning(keys.c.scope, keys.c.key)
-        return {(scope, key) for scope, key in self._connection.execute(statement)}
+        return {(scope, key) for scope, key in self._connection.execute(upsert)}
 
     def prune(self, now: datetime, limit: int) -> int:
         self._will_write()

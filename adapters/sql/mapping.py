@@ -59,7 +59,7 @@ def insert_values(task: Task) -> dict[str, Any]:
     }
 
 
-def task_from_row(row: Mapping[str, Any]) -> Task:
+def task_from_row(row: Mapping[Any, Any]) -> Task:
     pairs = row["pairs"]
     return Task(
         id=row["id"],

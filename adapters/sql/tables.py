@@ -6,6 +6,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    ColumnClause,
     Identity,
     Index,
     Integer,
@@ -71,8 +72,8 @@ tasks = Table(
 # The status literals are written into the SQL, not bound: PostgreSQL can use a partial index
 # only when it can prove the query's predicate implies the index's, and a bound parameter
 # proves nothing once psycopg prepares the statement and the server switches to a generic plan.
-QUEUED = literal_column("'queued'")
-RUNNING = literal_column("'running'")
+QUEUED: ColumnClause[str] = literal_column("'queued'")
+RUNNING: ColumnClause[str] = literal_column("'running'")
 
 
 AWAITING_PUBLICATION = and_(tasks.c.status == QUEUED, tasks.c.published_at.is_(None))

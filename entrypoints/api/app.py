@@ -14,6 +14,7 @@ from fastapi_offline import FastAPIOffline
 
 from entrypoints.api import API_PREFIX, health, tasks
 from entrypoints.api.body_limit import BodyLimitMiddleware
+from entrypoints.api.create_groups import CreateGroups
 from entrypoints.api.docs import install_problem_schemas
 from entrypoints.api.idempotency import InFlightKeys
 from entrypoints.api.problems import install_problem_handlers
@@ -47,6 +48,9 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
     container.wire(modules=[tasks, health])
     app.state.container = container
+    # API-only machinery, one per app: built here, not in the container the other processes
+    # share. The groups resolve CreateTask at each group, so an override in a test still counts.
+    app.state.create_groups = CreateGroups(container.create_task)
     # A move waits for its task's turn no longer than a statement waits for the task's row.
     app.state.task_turns = TaskTurns(wait_seconds=settings.db_lock_timeout_seconds)
     app.state.in_flight_keys = InFlightKeys()

@@ -237,7 +237,7 @@ def _restore_examples(routers: Sequence[tuple[str, APIRouter]], document: dict[s
     for prefix, route in routes:
         if not isinstance(route, APIRoute) or not route.include_in_schema:
             continue
-        for method in route.methods:
+        for method in route.methods or ():
             operation = document["paths"][prefix + route.path_format].get(method.lower())
             if operation is None:
                 continue

@@ -10,6 +10,6 @@ from typing import Self
 from dependency_injector import wiring
 
 
-class Provide(wiring.Provide):  # type: ignore[misc]
+class Provide(wiring.Provide):  # type: ignore[misc, valid-type]
     async def __call__(self) -> Self:
         return self

@@ -154,7 +154,7 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     detail = error.detail if isinstance(error.detail, str) else phrase
     if error.status_code in (404, 405) and detail == phrase:  # raised by routing itself
         detail = f"{request.method} {request.url.path}: {phrase.lower()}"
-    return problem(error.status_code, detail, headers=error.headers)
+    return problem(error.status_code, detail, headers=dict(error.headers or {}))
 
 
 def _waited_too_long(error: Exception) -> bool:

@@ -92,14 +92,14 @@ TaskId = Annotated[int, Depends(_task_id)]
     summary="Submit one addition a + b",
     responses=idempotent_create_responses(413),
 )
-@inject
 async def create_task(
     body: CreateTaskBody,
     response: Response,
-    groups: Annotated[CreateGroups, Depends(Provide[Container.create_groups])],
+    http: Request,
     in_flight: InFlight,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Any:
+    groups = _create_groups(http)
     key = keyed(idempotency_key, "POST /tasks", body)
     request = CreateTaskRequest(
         a=body.a, b=body.b, priority=Priority(body.priority), idempotency=key
@@ -246,6 +246,12 @@ async def cancel_task(
 ) -> TaskOut:
     async with _turns(http).of(task_id):
         return TaskOut.of(await run_in_threadpool(cancel.execute, task_id))
+
+
+def _create_groups(http: Request) -> CreateGroups:
+    # Built by the app factory: API-only machinery, one per app (see create_groups).
+    groups: CreateGroups = http.app.state.create_groups
+    return groups
 
 
 def _turns(http: Request) -> TaskTurns:

@@ -9,6 +9,7 @@ building the same table whatever those classes become.
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -24,11 +25,11 @@ def _timestamp() -> sa.DateTime:
     return sa.DateTime(timezone=True)
 
 
-def _exact_integer() -> sa.types.TypeEngine[object]:
+def _exact_integer() -> sa.types.TypeEngine[Any]:
     return sa.Numeric(20, 0).with_variant(sa.Text(), "sqlite")
 
 
-def _json() -> sa.types.TypeEngine[object]:
+def _json() -> sa.types.TypeEngine[Any]:
     return postgresql.JSONB().with_variant(sa.Text(), "sqlite")
 
 
