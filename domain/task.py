@@ -181,9 +181,9 @@ class Task:
     @property
     def operands(self) -> list[Pair]:
         if self.type is TaskType.SINGLE:
-            assert self.a is not None and self.b is not None
+            assert self.a is not None and self.b is not None  # nosec B101  # for mypy: see type
             return [(self.a, self.b)]
-        assert self.pairs is not None
+        assert self.pairs is not None  # nosec B101  # for mypy: a batch has pairs
         return self.pairs
 
     @property

@@ -49,7 +49,7 @@ def publish_committed(uow: UnitOfWork, queue: TaskQueue, tasks: Sequence[Task]) 
 
 
 def _forget_publication(uow: UnitOfWork, published: Task) -> None:
-    assert published.id is not None
+    assert published.id is not None  # nosec B101  # for mypy: a published task is stored
 
     def unpublish(task: Task) -> None:
         if task.dispatch_no == published.dispatch_no and task.published_at is not None:

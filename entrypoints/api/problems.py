@@ -119,7 +119,7 @@ async def _validation_error(_: Request, error: RequestValidationError) -> JSONRe
 
 
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, HTTPException)
+    assert isinstance(error, HTTPException)  # nosec B101  # for mypy: registered for it only
     if error.status_code == 400:
         # FastAPI answers 400 when the body cannot be decoded at all (bad UTF-8, a number of
         # thousands of digits, nesting too deep): to clients that is one more invalid body.

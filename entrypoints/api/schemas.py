@@ -133,7 +133,7 @@ class TaskOut(BaseModel):
 
     @classmethod
     def of(cls, task: Task) -> "TaskOut":
-        assert task.id is not None
+        assert task.id is not None  # nosec B101  # for mypy: only stored tasks are shown
         return cls(
             id=task.id,
             type=task.type,
