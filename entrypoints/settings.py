@@ -178,7 +178,7 @@ def with_password(url: str, password_file: Path | None) -> str:
     unchanged when `password_file` is None. Raises OSError if the file cannot be read."""
     if password_file is None:
         return url
-    password = password_file.read_text().removesuffix("\n")
+    password = password_file.read_text(encoding="utf-8").removesuffix("\n")
     scheme, separator, rest = url.partition("://")
     if not separator:
         raise ValueError("a password file needs a URL of the form scheme://host...")
