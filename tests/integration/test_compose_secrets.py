@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import yaml
 from kombu import Connection
 from sqlalchemy import text
 
@@ -95,8 +96,22 @@ def test_redis_requires_the_password_and_the_broker_url_carries_it(
         with Connection(settings.resolved_broker_url, connect_timeout=5) as connection:
             connection.ensure_connection(max_retries=1)
             assert connection.connected
+        # compose's health check of Redis, as its shell runs it, on this server and folder.
+        assert redis_health_check(tmp_path, port) == 0
+        (tmp_path / "redis_password").chmod(0o644)
+        (tmp_path / "redis_password").write_text("wrong")
+        assert redis_health_check(tmp_path, port) != 0, "a NOAUTH answer must fail the check"
     finally:
         server.stop()
+
+
+def redis_health_check(secrets: Path, port: int) -> int:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    kind, command = compose["services"]["redis"]["healthcheck"]["test"]
+    assert kind == "CMD-SHELL"
+    command = command.replace("$$", "$").replace("/secrets/", f"{secrets}/")
+    command = command.replace("redis-cli ", f"redis-cli -p {port} ")
+    return subprocess.run(["sh", "-c", command], timeout=30).returncode
 
 
 def exit_code(process: ManagedProcess, timeout: float) -> int | None:
