@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # `make run` needs only the runtime and honcho, not the test, lint and bench tools.
 RUN_STAMP := $(VENV)/.run-stamp
 
-.PHONY: install run migrate lint unit-test integration-test deploy-check si-test fault-test test bench clean
+.PHONY: install lock run migrate lint unit-test integration-test deploy-check si-test fault-test test bench clean
 
 install: $(STAMP)
 
@@ -21,6 +21,13 @@ $(RUN_STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[run]'
 	touch $(RUN_STAMP)
+
+# requirements.lock: every runtime dependency (and setuptools, to build taskman) pinned with its
+# hashes, for every platform, on Python 3.11; the image installs from it with --require-hashes.
+# Run after changing pyproject.toml's dependencies (tests/deployment checks the lock covers them).
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml docker/build-requirements.in --generate-hashes \
+		--universal --python-version 3.11 --quiet -o requirements.lock
 
 # The whole system in the foreground: API on $$PORT (default 8000), one worker per priority queue,
 # the dispatcher; logs prefixed and interleaved; Ctrl-C stops them all. Without DATABASE_URL /
@@ -37,6 +44,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict domain application adapters entrypoints
 	$(BIN)/lint-imports
+	$(BIN)/bandit --quiet -c pyproject.toml -r domain application adapters entrypoints
 
 unit-test: $(STAMP)
 	$(BIN)/pytest tests/unit

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +25,23 @@ class Settings(BaseSettings):
         default=None,
         description="Celery broker URL, e.g. redis://localhost:6379/0. "
         "Unset: kombu's filesystem transport under DATA_DIR, which needs no server.",
+    )
+    database_password_file: Path | None = Field(
+        default=None,
+        description="File holding the password of DATABASE_URL's user (one trailing newline "
+        "ignored); it replaces any password in DATABASE_URL. compose points it at the password "
+        "its `secrets` service generated.",
+    )
+    broker_password_file: Path | None = Field(
+        default=None,
+        description="File holding the Redis password (one trailing newline ignored); it "
+        "replaces any password in BROKER_URL. compose points it at the generated one.",
+    )
+    migrate_wait_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long `migrate` retries connecting to a database that does not accept "
+        "connections yet (one log line per try, two tries a second) before it exits non-zero.",
     )
     data_dir: Path = Field(
         default=Path("var"),
@@ -126,11 +144,21 @@ class Settings(BaseSettings):
 
     @property
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.data_dir / 'taskman.db'}"
+        """DATABASE_URL with DATABASE_PASSWORD_FILE's password, or the embedded SQLite file.
+
+        Raises OSError if DATABASE_PASSWORD_FILE is set but cannot be read."""
+        if self.database_url is None:
+            return f"sqlite:///{self.data_dir / 'taskman.db'}"
+        return with_password(self.database_url, self.database_password_file)
 
     @property
     def resolved_broker_url(self) -> str:
-        return self.broker_url or f"filesystem://localhost{self.data_dir.resolve() / 'broker'}"
+        """BROKER_URL with BROKER_PASSWORD_FILE's password, or the embedded broker's folder.
+
+        Raises OSError if BROKER_PASSWORD_FILE is set but cannot be read."""
+        if self.broker_url is None:
+            return f"filesystem://localhost{self.data_dir.resolve() / 'broker'}"
+        return with_password(self.broker_url, self.broker_password_file)
 
     def schedule(self) -> SchedulePolicy:
         return SchedulePolicy(
@@ -148,3 +176,21 @@ class Settings(BaseSettings):
             backoff_cap=timedelta(seconds=self.retry_backoff_cap_seconds),
             jitter=self.retry_jitter,
         )
+
+
+def with_password(url: str, password_file: Path | None) -> str:
+    """`url` (scheme://[user[:password]@]host...) with the password read from `password_file`
+    in place of its own, percent-encoded (SQLAlchemy, kombu and redis-py decode it); `url`
+    unchanged when `password_file` is None. Raises OSError if the file cannot be read."""
+    if password_file is None:
+        return url
+    password = password_file.read_text(encoding="utf-8").removesuffix("\n")
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        raise ValueError("a password file needs a URL of the form scheme://host...")
+    # The authority ends at the first '/', '?' or '#'; its user info at the last '@' in it.
+    end = next((i for i, char in enumerate(rest) if char in "/?#"), len(rest))
+    authority, tail = rest[:end], rest[end:]
+    user_info, at, host = authority.rpartition("@")
+    user = user_info.partition(":")[0] if at else ""
+    return f"{scheme}://{user}:{quote(password, safe='')}@{host}{tail}"

@@ -42,7 +42,7 @@ def interpolate(value: object) -> str:
 
 
 def test_every_part_of_the_system_is_a_service(compose: dict[str, Any]) -> None:
-    assert set(services(compose)) == {"postgres", "redis", *APP_SERVICES}
+    assert set(services(compose)) == {"secrets", "postgres", "redis", *APP_SERVICES}
 
 
 def test_every_app_command_is_one_the_system_tests_run(compose: dict[str, Any]) -> None:
@@ -84,8 +84,8 @@ def test_postgres_keeps_data_in_a_named_volume_and_redis_appends(compose: dict[s
     )
 
 
-def test_the_api_is_published_on_8000(compose: dict[str, Any]) -> None:
-    assert interpolate(services(compose)["api"]["ports"][0]) == "8000:8000"
+def test_the_api_is_published_on_8000_of_127_0_0_1(compose: dict[str, Any]) -> None:
+    assert interpolate(services(compose)["api"]["ports"][0]) == "127.0.0.1:8000:8000"
 
 
 def test_compose_environment_is_settings_and_valid(compose: dict[str, Any]) -> None:
