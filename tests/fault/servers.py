@@ -9,7 +9,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,22 +32,36 @@ def postgres_bin() -> Path:
 
 
 class OwnPostgres:
-    """One cluster, one database (`taskman`), trust authentication on 127.0.0.1:`port`."""
+    """One cluster, one database (`taskman`), trust authentication on `host`:`port`."""
 
-    def __init__(self) -> None:
-        self.port = free_port()
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        prefix: Sequence[str] = (),
+        trusted_network: str | None = None,
+    ) -> None:
+        """`host`: the address it listens on; `prefix`: a command its tools run under, e.g.
+        `ip netns exec <namespace>` to start it inside a network namespace (tests/system);
+        `trusted_network`: a CIDR whose clients it trusts too (initdb trusts only loopback)."""
+        self.host = host
+        self._trusted_network = trusted_network
+        self.port = port or free_port()
+        self._prefix = list(prefix)
         self._bin = postgres_bin()
         # Not under pytest's tmp_path: that is private to root, and the server runs as postgres.
         self.folder = Path(tempfile.mkdtemp(prefix="taskman-fault-pg-"))
         self.data = self.folder / "data"
         self.log = self.folder / "server.log"
-        self.url = f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}/{DATABASE}"
+        self.url = f"postgresql+psycopg://{SUPERUSER}@{host}:{self.port}/{DATABASE}"
         self._admin: Engine | None = None
 
     def _run(self, tool: str, *args: str) -> None:
         argv = [str(self._bin / tool), *args]
         if os.geteuid() == 0:
             argv = ["runuser", "-u", SUPERUSER, "--", *argv]
+        argv = [*self._prefix, *argv]
         # Output to a file, not a pipe: a server started by pg_ctl inherits it and keeps it open,
         # and reading a pipe to its end would wait for the server to exit.
         with tempfile.TemporaryFile("w+") as output:
@@ -65,10 +79,13 @@ class OwnPostgres:
         if os.geteuid() == 0:
             shutil.chown(self.folder, SUPERUSER)
         self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, "-A", "trust", "--no-sync")
+        if self._trusted_network:
+            with (self.data / "pg_hba.conf").open("a") as hba:
+                hba.write(f"host all all {self._trusted_network} trust\n")
         # fsync off: the cluster is thrown away, and the matrix restarts it, never crashes it.
         options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.folder}"
-            " -c fsync=off -c max_connections=200"
+            f"-p {self.port} -c listen_addresses={self.host}"
+            f" -c unix_socket_directories={self.folder} -c fsync=off -c max_connections=200"
         )
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
         with self.admin().connect() as connection:
@@ -78,7 +95,7 @@ class OwnPostgres:
         """Autocommit, on the `postgres` database (the one that is never refused)."""
         if self._admin is None:
             self._admin = create_engine(
-                f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}/postgres",
+                f"postgresql+psycopg://{SUPERUSER}@{self.host}:{self.port}/postgres",
                 isolation_level="AUTOCOMMIT",
                 pool_pre_ping=True,
             )
