@@ -15,6 +15,7 @@ import urllib.request
 from datetime import timedelta
 
 from entrypoints.container import Container
+from entrypoints.node_names import is_node_of
 from entrypoints.settings import Settings
 
 PING_TIMEOUT_SECONDS = 3.0
@@ -33,12 +34,9 @@ def api_is_healthy(settings: Settings) -> bool:
 
 
 def worker_is_healthy(container: Container, queue: str) -> bool:
-    # Worker node names are "<queue>-<pid>@<hostname>" (entrypoints/worker.py).
     replies = container.celery_app().control.ping(timeout=WORKER_PING_SECONDS) or []
-    here = f"@{socket.gethostname()}"
-    return any(
-        name.startswith(f"{queue}-") and name.endswith(here) for reply in replies for name in reply
-    )
+    here = socket.gethostname()
+    return any(is_node_of(name, queue, here) for reply in replies for name in reply)
 
 
 def dispatcher_is_healthy(container: Container, grace: timedelta) -> bool:
