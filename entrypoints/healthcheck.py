@@ -1,7 +1,10 @@
 """`python -m entrypoints.healthcheck api|worker QUEUE|dispatcher`: exit 0 when healthy.
 
 The containers' HEALTHCHECK commands. Each asks the question that matters for its role:
-- api: does GET /api/v1/health answer 200 (store and broker reachable)?
+- api: does GET /api/v1/health/live answer 200? Liveness only: a container check leads to a
+  restart (or a dependant waiting), and restarting the API cures neither a store outage nor a
+  pool without workers; those show on the postgres, redis and worker containers' own checks,
+  and a load balancer asks /api/v1/health/ready.
 - worker QUEUE: does a worker of this container, consuming QUEUE, answer a broadcast ping?
 - dispatcher: is no task overdue for publication by more than a grace period? (If every
   dispatcher were stuck, due tasks would pile up unpublished.)"""
@@ -25,7 +28,7 @@ DISPATCH_GRACE_SECONDS = 10.0
 
 
 def api_is_healthy(settings: Settings) -> bool:
-    url = f"http://127.0.0.1:{settings.port}/api/v1/health"
+    url = f"http://127.0.0.1:{settings.port}/api/v1/health/live"
     try:
         with urllib.request.urlopen(url, timeout=PING_TIMEOUT_SECONDS) as response:
             return int(response.status) == 200
