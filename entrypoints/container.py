@@ -62,6 +62,7 @@ class Container(containers.DeclarativeContainer):
         attempt_time_limit_seconds=settings.provided.lease_seconds,
         message_max_bytes=settings.provided.broker_message_max_bytes,
         rejected_messages_max=settings.provided.rejected_messages_max,
+        task_events=settings.provided.task_events,
     )
     queue = providers.ThreadSafeSingleton(CeleryTaskQueue, celery_app)
     arithmetic = providers.ThreadSafeSingleton(

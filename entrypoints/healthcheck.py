@@ -1,7 +1,10 @@
 """`python -m entrypoints.healthcheck api|worker QUEUE|dispatcher`: exit 0 when healthy.
 
 The containers' HEALTHCHECK commands. Each asks the question that matters for its role:
-- api: does GET /api/v1/health answer 200 (store and broker reachable)?
+- api: does GET /api/v1/health/live answer 200? Liveness only: a container check leads to a
+  restart (or a dependant waiting), and restarting the API cures neither a store outage nor a
+  pool without workers; those show on the postgres, redis and worker containers' own checks,
+  and a load balancer asks /api/v1/health/ready.
 - worker QUEUE: does a worker of this container, consuming QUEUE, answer a broadcast ping?
 - dispatcher: is no task overdue for publication by more than a grace period? (If every
   dispatcher were stuck, due tasks would pile up unpublished.)"""
@@ -15,6 +18,7 @@ import urllib.request
 from datetime import timedelta
 
 from entrypoints.container import Container
+from entrypoints.node_names import is_node_of
 from entrypoints.settings import Settings
 
 PING_TIMEOUT_SECONDS = 3.0
@@ -24,7 +28,7 @@ DISPATCH_GRACE_SECONDS = 10.0
 
 
 def api_is_healthy(settings: Settings) -> bool:
-    url = f"http://127.0.0.1:{settings.port}/api/v1/health"
+    url = f"http://127.0.0.1:{settings.port}/api/v1/health/live"
     try:
         # B310 warns of file: URLs; this one is http://127.0.0.1, built above, never input.
         with urllib.request.urlopen(url, timeout=PING_TIMEOUT_SECONDS) as response:  # nosec B310
@@ -34,12 +38,9 @@ def api_is_healthy(settings: Settings) -> bool:
 
 
 def worker_is_healthy(container: Container, queue: str) -> bool:
-    # Worker node names are "<queue>-<pid>@<hostname>" (entrypoints/worker.py).
     replies = container.celery_app().control.ping(timeout=WORKER_PING_SECONDS) or []
-    here = f"@{socket.gethostname()}"
-    return any(
-        name.startswith(f"{queue}-") and name.endswith(here) for reply in replies for name in reply
-    )
+    here = socket.gethostname()
+    return any(is_node_of(name, queue, here) for reply in replies for name in reply)
 
 
 def dispatcher_is_healthy(container: Container, grace: timedelta) -> bool:

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
         description="API server processes; one Python process keeps to one core, two use both.",
     )
     worker_concurrency: int = Field(default=2, ge=1, description="Processes per priority pool.")
+    task_events: bool = Field(
+        default=True,
+        description="Workers send Celery's task events and heartbeats, so Flower and `celery "
+        "events` show taskman's tasks live (not on the embedded filesystem broker).",
+    )
 
     delay_high_seconds: float = Field(default=0.0, ge=0, description="Start delay of priority 1.")
     delay_medium_seconds: float = Field(default=5.0, ge=0, description="Start delay of priority 2.")

@@ -28,6 +28,7 @@ from adapters.broker.envelope import PoisonMessage, check_arguments
 from application.use_cases.execute_task import AttemptOutcome, ExecuteTaskRequest
 from domain.priority import Priority
 from entrypoints.container import Container
+from entrypoints.node_names import NodeIndex, node_name
 
 log = logging.getLogger("taskman.worker")
 
@@ -107,12 +108,16 @@ def main(argv: list[str] | None = None) -> None:
     os.nice(CPU_NICENESS[priority])
     app = container.celery_app()
     register_tasks(app, container, priority)
-    sys.exit(run_worker(app, priority, settings.worker_concurrency, settings.log_level))
+    node = NodeIndex(priority.queue_name, settings.resolved_broker_url)
+    node.forget_in_pool_processes()
+    name = node_name(priority.queue_name, node.index)
+    sys.exit(run_worker(app, priority, settings.worker_concurrency, settings.log_level, name))
 
 
-def run_worker(app: Celery, priority: Priority, concurrency: int, log_level: str) -> int:
-    """Run Celery's worker until it stops; its exit status (0 after a requested shutdown, 1
-    after an unrecoverable error). `worker_main` discards it, so it is read off the worker."""
+def run_worker(app: Celery, priority: Priority, concurrency: int, log_level: str, node: str) -> int:
+    """Run Celery's worker, named `node` (entrypoints/node_names.py), until it stops; its exit
+    status (0 after a requested shutdown, 1 after an unrecoverable error). `worker_main`
+    discards it, so it is read off the worker."""
     workers: list[Any] = []
 
     def remember(sender: Any, **_: Any) -> None:
@@ -127,14 +132,14 @@ def run_worker(app: Celery, priority: Priority, concurrency: int, log_level: str
             "worker",
             f"--queues={priority.queue_name}",
             f"--concurrency={concurrency}",
-            # Unique per process, so restarted or scaled-out workers never share a node name.
-            f"--hostname={priority.queue_name}-{os.getpid()}@%h",
+            # Stable across restarts (Flower keeps no dead node behind), unique among live ones.
+            f"--hostname={node}",
             f"--loglevel={log_level}",
             "--pool=prefork",
-            # No worker-to-worker chatter: nothing here uses it, and it slows the start.
+            # No worker-to-worker chatter: nothing here uses it, and it slows the start. Event
+            # heartbeats stay on (one event every 2 s): Flower shows a worker online by them.
             "--without-mingle",
             "--without-gossip",
-            "--without-heartbeat",
         ]
     )
     # No worker at all: Celery refused its arguments or configuration, and said why.

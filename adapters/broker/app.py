@@ -42,6 +42,7 @@ def create_celery_app(
     attempt_time_limit_seconds: float | None = None,
     message_max_bytes: int = MESSAGE_MAX_BYTES,
     rejected_messages_max: int = REJECTED_MESSAGES_MAX,
+    task_events: bool = True,
 ) -> Celery:
     """`attempt_time_limit_seconds` is the lease: an attempt still running when its lease is
     about to run out raises SoftTimeLimitExceeded (a failed attempt, retried with backoff) and is
@@ -52,8 +53,16 @@ def create_celery_app(
     queue is screened first (adapters/broker/envelope.py): one that is not a valid message, or
     is over `message_max_bytes` bytes, is set aside (the Redis list `<queue>.rejected`, or the
     broker folder's `rejected/`, keeping the newest `rejected_messages_max`), counted and logged,
-    and never reaches Celery, so it cannot stop a worker."""
+    and never reaches Celery, so it cannot stop a worker.
+
+    With `task_events`, workers send Celery's task events (task-received, -started, -succeeded,
+    -failed, -retried) and heartbeats to the `celeryev` exchange, so Flower and `celery events`
+    show taskman's tasks live; on Redis an event is one PUBLISH that goes nowhere when nobody
+    listens. Not on the embedded filesystem transport: there an event is a file per listening
+    queue, and a listener that dies leaves its files in the folder every consumer lists on each
+    poll. `celery control enable_events` still turns them on there, on purpose."""
     app = Celery("taskman", broker=broker_url, set_as_current=False)
+    events = task_events and not broker_url.startswith("filesystem://")
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -77,8 +86,10 @@ def create_celery_app(
         broker_transport_options=_transport_options(broker_url, visibility_timeout_seconds)
         | _screening_options(broker_url, message_max_bytes, rejected_messages_max),
         broker_transport=_transport(broker_url),
-        worker_send_task_events=False,
-        task_send_sent_event=False,
+        worker_send_task_events=events,
+        # Only for messages sent through send_task (transports the Redis publisher does not
+        # cover): the Redis publisher writes messages itself and sends no task-sent event.
+        task_send_sent_event=events,
         enable_utc=True,
     )
     if attempt_time_limit_seconds is not None:

@@ -24,6 +24,9 @@ ACQUIRE_TIMEOUT_SECONDS = 2.0
 # Workers answer a broadcast within a few milliseconds; /health must stay fast.
 INSPECT_TIMEOUT_SECONDS = 0.4
 CONSUMERS_CACHE_SECONDS = 5.0
+# A worker whose answer missed one broadcast's short wait (a busy host) still counts this long
+# after its last answer, so /health/ready does not flap; a stopped pool shows after it.
+CONSUMER_GRACE_SECONDS = 5.0
 
 T = TypeVar("T")
 
@@ -43,6 +46,7 @@ class CeleryTaskQueue(TaskQueue):
         self._consumers_lock = threading.Lock()
         self._consumers: Mapping[Priority, int] | None = None
         self._consumers_at = 0.0
+        self._answered: dict[str, tuple[float, frozenset[str]]] = {}
         self._errors: tuple[type[BaseException], ...] | None = None
         self._redis: RedisPublisher | None = None
         self._address = broker_address(str(app.conf.broker_url))
@@ -134,10 +138,18 @@ class CeleryTaskQueue(TaskQueue):
         replies = self._on_live_connection(ask)
         if replies is None:
             return {}
+        now = time.monotonic()
+        for node, queues in replies.items():
+            self._answered[node] = (now, frozenset(str(queue.get("name")) for queue in queues))
+        self._answered = {
+            node: (at, queues)
+            for node, (at, queues) in self._answered.items()
+            if now - at < CONSUMER_GRACE_SECONDS
+        }
         counts = dict.fromkeys(Priority, 0)
         by_name = {priority.queue_name: priority for priority in Priority}
-        for queues in replies.values():
-            for name in {queue.get("name") for queue in queues}:
+        for _, names in self._answered.values():
+            for name in names:
                 if name in by_name:
                     counts[by_name[name]] += 1
         return counts

@@ -18,13 +18,26 @@ class HealthReport:
 
     @property
     def healthy(self) -> bool:
+        """The store and the broker answer: tasks are accepted and kept."""
         return self.database == "ok" and self.broker == "ok"
+
+    @property
+    def without_consumer(self) -> list[Priority]:
+        """The priorities, highest first, whose queue no worker consumes: their tasks are
+        accepted but do not run. Empty when the broker cannot count its consumers (unknown is
+        not none)."""
+        return [p for p in Priority if self.consumers and not self.consumers.get(p, 0)]
+
+    @property
+    def ready(self) -> bool:
+        """Healthy, and every priority's tasks will run."""
+        return self.healthy and not self.without_consumer
 
 
 class CheckHealth:
-    """Asks the store and the broker for real. Healthy when both answer; how many workers
-    consume each priority's queue is reported but does not decide health (a deploy may scale a
-    pool to zero on purpose)."""
+    """Asks the store and the broker for real, and the broker how many workers consume each
+    priority's queue. The report says whether tasks are kept (`healthy`) and whether every
+    priority's tasks run (`ready`); the caller decides what each means to it."""
 
     def __init__(self, uow: UnitOfWork, queue: TaskQueue) -> None:
         self._uow = uow

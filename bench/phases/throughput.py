@@ -1,5 +1,6 @@
 """Accepting and processing: the create rate at each concurrency, the high pool draining the
-backlog that made, and 10,000 priority-1 tasks end to end."""
+backlog that made, and 10,000 priority-1 tasks end to end, with Celery's task events on (the
+default) and again with them off."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from bench.system import SystemUnderTest
 from bench.timings import Timings
 
 HIGH_WORKER = "worker-high"
+WORKERS = (HIGH_WORKER, "worker-medium", "worker-low")
 WARM_UP_SECONDS = 1
 
 
@@ -86,3 +88,29 @@ def end_to_end(sut: SystemUnderTest, db: Timings, plan: Plan, connections: int) 
             "connections": connections,
         },
     }
+
+
+def events_cost(
+    sut: SystemUnderTest, db: Timings, plan: Plan, connections: int, events_on: float
+) -> dict[str, Any]:
+    """The end-to-end run again on the same system with the workers restarted without task
+    events (TASK_EVENTS=false), beside the run with them on (`events_on` tasks/s): what Flower's
+    and `celery events`' feed costs. The workers get their events back afterwards."""
+    sut.system.restart(*WORKERS, TASK_EVENTS="false")
+    try:
+        _wait_ready(sut)
+        off = end_to_end(sut, db, plan, connections)["e2e_tasks_per_s"]
+    finally:
+        sut.system.restart(*WORKERS, TASK_EVENTS="true")
+        _wait_ready(sut)
+    cost = round(100 * (1 - events_on / off), 1) if off else None
+    say(f"task events: {events_on:.0f} tasks/s on, {off:.0f} off ({cost} % cost)")
+    return {"e2e_events_off_tasks_per_s": off, "events_cost_percent": cost}
+
+
+def _wait_ready(sut: SystemUnderTest) -> None:
+    deadline = time.monotonic() + 60
+    while sut.system.http.get("/api/v1/health/ready").status_code != 200:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the restarted workers are not all consuming after 60 s")
+        time.sleep(0.2)

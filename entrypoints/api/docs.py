@@ -158,6 +158,31 @@ def health_unavailable_response() -> dict[int | str, Any]:
     }
 
 
+def not_ready_response() -> dict[int | str, Any]:
+    example = _example(
+        503,
+        "not-ready",
+        "Service Unavailable",
+        "no worker consumes the high queue",
+        database="ok",
+        broker="ok",
+        workers={"high": 0, "medium": 1, "low": 1},
+        missing=["high"],
+    )
+    return {
+        503: {
+            "description": "The store or the broker did not answer, or a priority's queue has "
+            "no worker; `missing` names each.",
+            "content": {
+                PROBLEM_MEDIA_TYPE: {
+                    "schema": {"$ref": _REF.format(model=HealthProblem.__name__)},
+                    "example": example,
+                }
+            },
+        }
+    }
+
+
 def install_problem_schemas(app: FastAPI, routers: Sequence[tuple[str, APIRouter]]) -> None:
     """Routes refer to the problem schemas by $ref; put them in the generated document, and
     correct what FastAPI's generation gets wrong (see the helpers below)."""

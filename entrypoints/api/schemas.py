@@ -5,7 +5,7 @@ that look like numbers; unknown fields are rejected, so a typo such as "priorty"
 than a silently ignored field."""
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, with_config
 from typing_extensions import TypedDict
@@ -187,11 +187,45 @@ class HealthOut(BaseModel):
         }
     )
 
-    status: str = Field(description='"ok"')
+    status: Literal["ok", "degraded"] = Field(
+        description='"ok"; "degraded" when a priority\'s queue has no worker: its tasks are '
+        "accepted and kept but do not run until one comes."
+    )
     database: str
     broker: str
     workers: dict[str, int] | None = Field(
         description=_WORKERS_DESCRIPTION + " Null if the broker cannot tell."
+    )
+
+
+class LiveOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
+    status: Literal["ok"] = Field(description="The API process answers; nothing else is asked.")
+
+
+class ReadyOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "ready",
+                    "database": "ok",
+                    "broker": "ok",
+                    "workers": {"high": 1, "medium": 1, "low": 1},
+                }
+            ]
+        }
+    )
+
+    status: Literal["ready"] = Field(
+        description="The store and the broker answer and every priority's queue has a worker."
+    )
+    database: str
+    broker: str
+    workers: dict[str, int] | None = Field(
+        description=_WORKERS_DESCRIPTION + " Null if the broker cannot count them (a transport "
+        "without broadcast): readiness then rests on the store and the broker."
     )
 
 
@@ -201,3 +235,8 @@ class HealthProblem(Problem):
     database: str = Field(description='"ok", or why the store did not answer.')
     broker: str = Field(description='"ok", or why the broker did not answer.')
     workers: dict[str, int] | None = Field(description="Unknown (null) if the broker is down.")
+    missing: list[str] | None = Field(
+        default=None,
+        description='/health/ready only: what is missing, among "database", "broker" and '
+        'the queues ("high", "medium", "low") that no worker consumes.',
+    )
