@@ -203,6 +203,28 @@ class InMemoryTaskRepository(TaskRepository):
             limit,
         )
 
+    def higher_priority_waiting(self, priority: Priority, due_before: datetime) -> bool:
+        self._statement()
+        return any(
+            t.status is TaskStatus.QUEUED
+            and t.priority < priority
+            and (
+                t.scheduled_for <= due_before
+                if t.published_at is None
+                else t.published_at <= due_before
+            )
+            for t in self._all()
+        )
+
+    def count_unfinished(self) -> dict[tuple[TaskStatus, Priority], int]:
+        self._statement()
+        counts: dict[tuple[TaskStatus, Priority], int] = {}
+        for t in self._all():
+            if t.status in (TaskStatus.QUEUED, TaskStatus.RUNNING):
+                key = (t.status, t.priority)
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
     def expired_leases(self, now: datetime, limit: int) -> list[Task]:
         self._statement()
         return self._select(lambda t: t.lease_expired(now), lambda t: t.lease_expires_at, limit)

@@ -2,13 +2,17 @@
 
 from application.ports.arithmetic import Arithmetic
 from application.ports.clock import Clock
+from application.ports.metrics import AttemptResult, Metrics, NullMetrics
 from application.ports.queue import Dispatch, QueueUnavailable, TaskQueue
 from application.ports.repository import TaskFilter, TaskPage, TaskRepository, UnitOfWork
 
 __all__ = [
     "Arithmetic",
+    "AttemptResult",
     "Clock",
     "Dispatch",
+    "Metrics",
+    "NullMetrics",
     "QueueUnavailable",
     "TaskFilter",
     "TaskPage",
