@@ -13,8 +13,10 @@ from typing import Self
 
 from application.ports import (
     Arithmetic,
+    AttemptResult,
     Clock,
     Dispatch,
+    Metrics,
     QueueUnavailable,
     TaskFilter,
     TaskPage,
@@ -329,3 +331,36 @@ class WorkerKilled(BaseException):
 
 def transient(message: str = "transient glitch") -> TaskFailure:
     return TaskFailure(message)
+
+
+class FakeMetrics(Metrics):
+    """Records what the use cases report, to assert on it."""
+
+    def __init__(self, *, counts_inversions: bool = True) -> None:
+        self._counts_inversions = counts_inversions
+        self.created: list[tuple[Priority, str]] = []
+        self.started: list[tuple[Priority, float, float, bool]] = []
+        self.finished: list[tuple[Priority | None, AttemptResult, float]] = []
+        self.rounds: list[tuple[float, int, int, int]] = []
+
+    @property
+    def counts_inversions(self) -> bool:
+        return self._counts_inversions
+
+    def tasks_created(self, tasks: Sequence[Task]) -> None:
+        self.created.extend((t.priority, str(t.type)) for t in tasks)
+
+    def attempt_started(
+        self, priority: Priority, *, lateness: float, wait: float, inversion: bool
+    ) -> None:
+        self.started.append((priority, lateness, wait, inversion))
+
+    def attempt_finished(
+        self, priority: Priority | None, result: AttemptResult, run: float
+    ) -> None:
+        self.finished.append((priority, result, run))
+
+    def dispatch_round(
+        self, seconds: float, *, published: int, republished_lost: int, expired_leases: int
+    ) -> None:
+        self.rounds.append((seconds, published, republished_lost, expired_leases))

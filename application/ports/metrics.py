@@ -42,8 +42,11 @@ class Metrics(Protocol):
         (negative when early); `wait`: claim time minus `created_at`, seconds; `inversion`:
         a task of a higher priority had been due and unclaimed for more than 100 ms."""
 
-    def attempt_finished(self, priority: Priority, result: AttemptResult, run: float) -> None:
-        """An attempt ended (or a message was dropped, `run` 0); `run` in seconds."""
+    def attempt_finished(
+        self, priority: Priority | None, result: AttemptResult, run: float
+    ) -> None:
+        """An attempt ended (or a message was dropped, `run` 0); `run` in seconds. `priority`
+        is None only for a dropped message whose queue is unknown."""
 
     def dispatch_round(
         self, seconds: float, *, published: int, republished_lost: int, expired_leases: int
@@ -66,7 +69,9 @@ class NullMetrics(Metrics):
     ) -> None:
         pass
 
-    def attempt_finished(self, priority: Priority, result: AttemptResult, run: float) -> None:
+    def attempt_finished(
+        self, priority: Priority | None, result: AttemptResult, run: float
+    ) -> None:
         pass
 
     def dispatch_round(

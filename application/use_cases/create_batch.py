@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from application.ports import Clock, TaskQueue, UnitOfWork
+from application.ports import Clock, Metrics, NullMetrics, TaskQueue, UnitOfWork
 from application.use_cases.create_task import accept
 from domain.errors import BatchTooLarge
 from domain.priority import Priority, SchedulePolicy
@@ -30,8 +30,10 @@ class CreateBatch:
         schedule: SchedulePolicy,
         max_attempts: int,
         max_pairs: int,
+        metrics: Metrics | None = None,
     ) -> None:
         self._uow = uow
+        self._metrics = metrics or NullMetrics()
         self._queue = queue
         self._clock = clock
         self._schedule = schedule
@@ -49,5 +51,5 @@ class CreateBatch:
             schedule=self._schedule,
             max_attempts=self._max_attempts,
         )
-        accept([task], self._uow, self._queue, now)
+        accept([task], self._uow, self._queue, now, self._metrics)
         return task

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from application.ports import Clock, TaskQueue, UnitOfWork
+from application.ports import Clock, Metrics, NullMetrics, TaskQueue, UnitOfWork
 from application.use_cases._moves import publish_committed
 from domain.errors import DomainError
 from domain.priority import Priority, SchedulePolicy
@@ -18,7 +18,13 @@ class CreateTaskRequest:
     priority: Priority = Priority.MEDIUM
 
 
-def accept(tasks: Sequence[Task], uow: UnitOfWork, queue: TaskQueue, now: datetime) -> None:
+def accept(
+    tasks: Sequence[Task],
+    uow: UnitOfWork,
+    queue: TaskQueue,
+    now: datetime,
+    metrics: Metrics,
+) -> None:
     """Commit new tasks in one transaction, then publish at once those already due.
 
     The publication is recorded in the same commit as the tasks, so the acceptance costs one
@@ -32,6 +38,7 @@ def accept(tasks: Sequence[Task], uow: UnitOfWork, queue: TaskQueue, now: dateti
     with uow:
         uow.tasks.add_all(tasks)
         uow.commit()
+    metrics.tasks_created(tasks)
     publish_committed(uow, queue, due)
 
 
@@ -50,8 +57,10 @@ class CreateTask:
         clock: Clock,
         schedule: SchedulePolicy,
         max_attempts: int,
+        metrics: Metrics | None = None,
     ) -> None:
         self._uow = uow
+        self._metrics = metrics or NullMetrics()
         self._queue = queue
         self._clock = clock
         self._schedule = schedule
@@ -73,7 +82,9 @@ class CreateTask:
                 outcomes.append(self._task(request, now))
             except DomainError as refused:
                 outcomes.append(refused)
-        accept([o for o in outcomes if isinstance(o, Task)], self._uow, self._queue, now)
+        accept(
+            [o for o in outcomes if isinstance(o, Task)], self._uow, self._queue, now, self._metrics
+        )
         return outcomes
 
     def _task(self, request: CreateTaskRequest, now: datetime) -> Task:

@@ -5,18 +5,28 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from application.ports import Arithmetic, Clock, UnitOfWork
+from application.ports import Arithmetic, AttemptResult, Clock, Metrics, NullMetrics, UnitOfWork
 from domain.errors import TaskFailure
+from domain.priority import Priority
 from domain.retry import RetryPolicy
-from domain.task import Task
+from domain.task import Task, TaskStatus
+
+# An attempt counts as a priority inversion if a task of a higher priority had been due and
+# unclaimed for longer than this when it started (issue 13): shorter gaps are the normal
+# distance between a publication and its claim.
+INVERSION_GRACE = timedelta(milliseconds=100)
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class ExecuteTaskRequest:
+    """`queue`: the priority whose queue carried the message, which labels the metric of a
+    message dropped before its task was read (None: unknown)."""
+
     task_id: int
     dispatch_no: int
+    queue: Priority | None = None
 
 
 class AttemptOutcome(StrEnum):
@@ -48,7 +58,10 @@ class ExecuteTask:
     outcome from the claimed copy (`Task.complete`, or `Task.fail_attempt`: retried with backoff
     while the budget lasts), and the repository writes it conditional on the claim alone: a
     legal move made meanwhile (a new priority) never makes it fail and is kept. If the lease
-    expired and the task was handed to another attempt, the late outcome is dropped."""
+    expired and the task was handed to another attempt, the late outcome is dropped.
+
+    Each attempt is reported to `metrics`: its start (lateness, wait, and whether a task of a
+    higher priority was left waiting, one indexed read), then its result and run time."""
 
     def __init__(
         self,
@@ -57,8 +70,10 @@ class ExecuteTask:
         arithmetic: Arithmetic,
         retry: RetryPolicy,
         lease: timedelta,
+        metrics: Metrics | None = None,
     ) -> None:
         self._uow = uow
+        self._metrics = metrics or NullMetrics()
         self._clock = clock
         self._arithmetic = arithmetic
         self._retry = retry
@@ -68,7 +83,9 @@ class ExecuteTask:
         """What happened to this message (see AttemptOutcome); the store raises if unreachable."""
         claimed = self._claim(request)
         if claimed is None:
+            self._metrics.attempt_finished(request.queue, AttemptResult.STALE_DROPPED, 0.0)
             return ExecuteTaskResult(AttemptOutcome.STALE_MESSAGE, None)
+        self._report_start(claimed)
         failure: TaskFailure | None = None
         sums: list[int] = []
         try:
@@ -89,6 +106,23 @@ class ExecuteTask:
             log.debug("dropping message %s: stale, duplicate or for an unknown task", request)
         return claimed
 
+    def _report_start(self, claimed: Task) -> None:
+        started = claimed.started_at
+        assert started is not None  # a claimed task has started
+        inversion = False
+        if self._metrics.counts_inversions and claimed.priority is not Priority.HIGH:
+            with self._uow.one_write():
+                inversion = self._uow.tasks.higher_priority_waiting(
+                    claimed.priority, started - INVERSION_GRACE
+                )
+                self._uow.commit()
+        self._metrics.attempt_started(
+            claimed.priority,
+            lateness=(started - claimed.scheduled_for).total_seconds(),
+            wait=(started - claimed.created_at).total_seconds(),
+            inversion=inversion,
+        )
+
     def _record(
         self, claimed: Task, dispatch_no: int, sums: list[int], failure: TaskFailure | None
     ) -> ExecuteTaskResult:
@@ -101,6 +135,18 @@ class ExecuteTask:
         with self._uow.one_write():
             recorded = self._uow.tasks.record_outcome(claimed, dispatch_no)
             self._uow.commit()
+        assert claimed.started_at is not None  # a claimed task has started
+        run = (now - claimed.started_at).total_seconds()
         if recorded is None:
+            self._metrics.attempt_finished(claimed.priority, AttemptResult.LOST, run)
             return ExecuteTaskResult(AttemptOutcome.LOST_CLAIM, claimed)
+        self._metrics.attempt_finished(claimed.priority, _RESULTS[recorded.status], run)
         return ExecuteTaskResult(AttemptOutcome.RECORDED, recorded)
+
+
+# What a recorded outcome leaves the task as, read as the attempt's result.
+_RESULTS = {
+    TaskStatus.SUCCESS: AttemptResult.SUCCESS,
+    TaskStatus.QUEUED: AttemptResult.RETRIED,
+    TaskStatus.FAILED: AttemptResult.FAILED,
+}
