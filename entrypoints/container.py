@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from dependency_injector import containers, providers
+from prometheus_client import CollectorRegistry
 
 from adapters.arithmetic import ExactArithmetic, FaultInjectingArithmetic
 from adapters.broker import CeleryTaskQueue, create_celery_app
@@ -26,6 +27,7 @@ from application.use_cases import (
     RetryTask,
 )
 from entrypoints.api.create_groups import CreateGroups
+from entrypoints.observability import build_metrics
 from entrypoints.settings import Settings
 
 
@@ -70,12 +72,22 @@ class Container(containers.DeclarativeContainer):
     schedule = providers.ThreadSafeSingleton(Settings.schedule, settings)
     retry_policy = providers.ThreadSafeSingleton(Settings.retry_policy, settings)
     max_attempts = settings.provided.max_attempts
+    # One registry per container: tests build many containers in one process.
+    metrics_registry = providers.ThreadSafeSingleton(CollectorRegistry)
+    metrics = providers.ThreadSafeSingleton(build_metrics, settings, metrics_registry)
 
-    create_task = providers.Factory(CreateTask, uow, queue, clock, schedule, max_attempts)
+    create_task = providers.Factory(CreateTask, uow, queue, clock, schedule, max_attempts, metrics)
     # The API's creates, grouped while they are concurrent (one per API process: see the module).
     create_groups = providers.Singleton(CreateGroups, create_task.provider)
     create_batch = providers.Factory(
-        CreateBatch, uow, queue, clock, schedule, max_attempts, settings.provided.max_batch_pairs
+        CreateBatch,
+        uow,
+        queue,
+        clock,
+        schedule,
+        max_attempts,
+        settings.provided.max_batch_pairs,
+        metrics,
     )
     get_task = providers.Factory(GetTask, read_uow)
     list_tasks = providers.Factory(ListTasks, read_uow)
@@ -90,6 +102,7 @@ class Container(containers.DeclarativeContainer):
         arithmetic,
         retry_policy,
         providers.Callable(_seconds, settings.provided.lease_seconds),
+        metrics,
     )
     dispatch_due = providers.Factory(
         DispatchDue,

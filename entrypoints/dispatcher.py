@@ -12,10 +12,13 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from types import FrameType
 
+from application.ports import Metrics, NullMetrics
 from application.use_cases.dispatch_due import DispatchDue, DispatchReport
 from entrypoints.container import Container
+from entrypoints.observability import configure_logging, serve_metrics
 
 log = logging.getLogger("taskman.dispatcher")
 
@@ -24,8 +27,16 @@ OUTAGE_BACKOFF_MAX_SECONDS = 5.0
 
 
 class DispatcherLoop:
-    def __init__(self, dispatch_due: DispatchDue, *, poll_seconds: float, batch_size: int) -> None:
+    def __init__(
+        self,
+        dispatch_due: DispatchDue,
+        *,
+        poll_seconds: float,
+        batch_size: int,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._dispatch_due = dispatch_due
+        self._metrics = metrics or NullMetrics()
         self._poll_seconds = poll_seconds
         self._batch_size = batch_size
         self._stopping = threading.Event()
@@ -41,8 +52,9 @@ class DispatcherLoop:
         log.info("dispatcher stopped")
 
     def _round(self) -> DispatchReport | None:
+        started = time.perf_counter()
         try:
-            return self._dispatch_due.execute()
+            report = self._dispatch_due.execute()
         except Exception as error:  # the store is down (or worse): log it, wait, try again
             if self._backoff == OUTAGE_BACKOFF_MIN_SECONDS:  # the first failure of a streak
                 log.exception("dispatch round failed; retrying in %.1fs", self._backoff)
@@ -52,6 +64,13 @@ class DispatcherLoop:
                     "dispatch round failed again (%s); retrying in %.1fs", first_line, self._backoff
                 )
             return None
+        self._metrics.dispatch_round(
+            time.perf_counter() - started,
+            published=report.published,
+            republished_lost=report.republished_lost,
+            expired_leases=report.expired_leases,
+        )
+        return report
 
     def _pause_after(self, report: DispatchReport | None) -> float:
         if report is None or not report.broker_available:
@@ -74,14 +93,15 @@ class DispatcherLoop:
 def main() -> None:
     container = Container()
     settings = container.settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings)
+    # One process: its metrics stay in memory, served on METRICS_PORT.
+    serve_metrics(settings, container.metrics_registry())
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # the embedded defaults live there
     loop = DispatcherLoop(
         container.dispatch_due(),
         poll_seconds=settings.dispatcher_poll_seconds,
         batch_size=settings.dispatcher_batch_size,
+        metrics=container.metrics(),
     )
 
     def stop(signum: int, _frame: FrameType | None) -> None:

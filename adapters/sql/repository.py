@@ -280,9 +280,7 @@ class SqlTaskRepository(TaskRepository):
         """One statement, two probes: each is the head of a partial index (ix_tasks_due,
         ix_tasks_published_queued), so it costs the same on any size of table."""
         higher = tasks.c.priority < int(priority)
-        awaiting = exists().where(
-            AWAITING_PUBLICATION, higher, tasks.c.scheduled_for <= due_before
-        )
+        awaiting = exists().where(AWAITING_PUBLICATION, higher, tasks.c.scheduled_for <= due_before)
         published = exists().where(PUBLISHED_AND_QUEUED, higher, tasks.c.published_at <= due_before)
         return bool(self._execute(select(or_(awaiting, published))).scalar())
 

@@ -42,10 +42,15 @@ class AttemptOutcome(StrEnum):
 @dataclass(frozen=True, slots=True)
 class ExecuteTaskResult:
     """`task`: as stored after the outcome (RECORDED); the attempt's own copy with the outcome it
-    could not write (LOST_CLAIM); None (STALE_MESSAGE)."""
+    could not write (LOST_CLAIM); None (STALE_MESSAGE). `result`: the attempt's result as the
+    metrics count it; `lateness` (claim time minus scheduled_for) and `run` (claim to outcome),
+    in seconds, None when nothing ran."""
 
     outcome: AttemptOutcome
     task: Task | None
+    result: AttemptResult = AttemptResult.STALE_DROPPED
+    lateness: float | None = None
+    run: float | None = None
 
 
 class ExecuteTask:
@@ -85,7 +90,7 @@ class ExecuteTask:
         if claimed is None:
             self._metrics.attempt_finished(request.queue, AttemptResult.STALE_DROPPED, 0.0)
             return ExecuteTaskResult(AttemptOutcome.STALE_MESSAGE, None)
-        self._report_start(claimed)
+        lateness = self._report_start(claimed)
         failure: TaskFailure | None = None
         sums: list[int] = []
         try:
@@ -94,7 +99,7 @@ class ExecuteTask:
             failure = error
         except Exception as error:  # any bug in the work is one failed attempt, not a lost task
             failure = TaskFailure(f"{type(error).__name__}: {error}")
-        return self._record(claimed, request.dispatch_no, sums, failure)
+        return self._record(claimed, request.dispatch_no, sums, failure, lateness)
 
     def _claim(self, request: ExecuteTaskRequest) -> Task | None:
         with self._uow.one_write():
@@ -106,7 +111,7 @@ class ExecuteTask:
             log.debug("dropping message %s: stale, duplicate or for an unknown task", request)
         return claimed
 
-    def _report_start(self, claimed: Task) -> None:
+    def _report_start(self, claimed: Task) -> float:
         started = claimed.started_at
         assert started is not None  # a claimed task has started
         inversion = False
@@ -116,15 +121,22 @@ class ExecuteTask:
                     claimed.priority, started - INVERSION_GRACE
                 )
                 self._uow.commit()
+        lateness = (started - claimed.scheduled_for).total_seconds()
         self._metrics.attempt_started(
             claimed.priority,
-            lateness=(started - claimed.scheduled_for).total_seconds(),
+            lateness=lateness,
             wait=(started - claimed.created_at).total_seconds(),
             inversion=inversion,
         )
+        return lateness
 
     def _record(
-        self, claimed: Task, dispatch_no: int, sums: list[int], failure: TaskFailure | None
+        self,
+        claimed: Task,
+        dispatch_no: int,
+        sums: list[int],
+        failure: TaskFailure | None,
+        lateness: float,
     ) -> ExecuteTaskResult:
         now = self._clock.now()
         # The claimed copy still holds the claim, so the entity's move cannot be refused here.
@@ -139,9 +151,12 @@ class ExecuteTask:
         run = (now - claimed.started_at).total_seconds()
         if recorded is None:
             self._metrics.attempt_finished(claimed.priority, AttemptResult.LOST, run)
-            return ExecuteTaskResult(AttemptOutcome.LOST_CLAIM, claimed)
-        self._metrics.attempt_finished(claimed.priority, _RESULTS[recorded.status], run)
-        return ExecuteTaskResult(AttemptOutcome.RECORDED, recorded)
+            return ExecuteTaskResult(
+                AttemptOutcome.LOST_CLAIM, claimed, AttemptResult.LOST, lateness, run
+            )
+        result = _RESULTS[recorded.status]
+        self._metrics.attempt_finished(claimed.priority, result, run)
+        return ExecuteTaskResult(AttemptOutcome.RECORDED, recorded, result, lateness, run)
 
 
 # What a recorded outcome leaves the task as, read as the attempt's result.
