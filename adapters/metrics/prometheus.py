@@ -210,7 +210,9 @@ class StateCollector(Collector):
             waiting.add_metric([priority.queue_name], count)
         yield waiting
         consuming = GaugeMetricFamily(
-            "taskman_queue_consumers", "Worker processes consuming each queue.", labels=["queue"]
+            "taskman_queue_consumers",
+            "Worker pools (Celery nodes) consuming each queue.",
+            labels=["queue"],
         )
         for priority in Priority:
             if priority in consumers:  # an empty answer means "unknown", not "none"

@@ -49,8 +49,7 @@ class RequestMetricsMiddleware:
             await self._app(scope, receive, remember_status)
         finally:
             seconds = time.perf_counter() - started
-            route = scope.get("route")
-            template = getattr(route, "path", None) or UNMATCHED
+            template = _template(scope)
             if self._http is not None:
                 self._http.observe(template, scope["method"], status, seconds)
             if self._access_log:
@@ -61,6 +60,18 @@ class RequestMetricsMiddleware:
                     status=status,
                     duration_ms=round(seconds * 1000, 3),
                 )
+
+
+def _template(scope: Scope) -> str:
+    """The matched route's template, its router's prefix included. This FastAPI serves an
+    included router's routes from the router (scope["route"] is the route as declared, without
+    the prefix) and records the effective route, prefix included, beside it."""
+    effective = scope.get("fastapi", {}).get("effective_route_context")
+    for candidate in (effective, scope.get("route")):
+        template = getattr(candidate, "path_format", None)
+        if isinstance(template, str):
+            return template
+    return UNMATCHED
 
 
 def install_metrics(app: FastAPI, container: Container) -> None:
