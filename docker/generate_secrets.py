@@ -1,11 +1,12 @@
-"""compose's one-shot `secrets` service: the passwords of PostgreSQL and Redis, in files.
+"""compose's one-shot `secrets` service: the passwords of PostgreSQL, Redis and Grafana, in files.
 
     python generate_secrets.py DIRECTORY
 
 For each password: the value of its environment variable when set and not empty (`.env`'s
 POSTGRES_PASSWORD, REDIS_PASSWORD); else the one already in DIRECTORY, kept across restarts;
 else a new random one (secrets.token_urlsafe, 256 bits). Writes DIRECTORY/postgres_password and
-DIRECTORY/redis_password (the bare password, no newline), and DIRECTORY/redis.conf
+DIRECTORY/redis_password, DIRECTORY/grafana/admin_password (.env's GRAFANA_ADMIN_PASSWORD; the
+bare password, no newline), and DIRECTORY/redis.conf
 (`requirepass`, for redis-server to read: a password on its command line would show in `ps`).
 Prints where each password came from, never the password. Exits 2 on a bad argument.
 
@@ -19,7 +20,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-PASSWORDS = {"postgres_password": "POSTGRES_PASSWORD", "redis_password": "REDIS_PASSWORD"}
+PASSWORDS = {
+    "postgres_password": "POSTGRES_PASSWORD",
+    "redis_password": "REDIS_PASSWORD",
+    # In a folder of its own: Grafana's container mounts only that folder (compose's subpath).
+    "grafana/admin_password": "GRAFANA_ADMIN_PASSWORD",
+}
 RANDOM_BYTES = 32
 # Read by three images that run as three different users (PostgreSQL's, Redis's, taskman's);
 # the volume holding them is mounted, read-only, only into taskman's own services.
@@ -34,6 +40,7 @@ def generate(directory: Path, environ: dict[str, str]) -> dict[str, str]:
     passwords: dict[str, str] = {}
     for name, variable in PASSWORDS.items():
         path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         given = environ.get(variable, "")
         if given:
             password, origins[name] = given, f"from {variable}"

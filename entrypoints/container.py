@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from dependency_injector import containers, providers
+from prometheus_client import CollectorRegistry
 
 from adapters.arithmetic import ExactArithmetic, FaultInjectingArithmetic
 from adapters.broker import CeleryTaskQueue, create_celery_app
@@ -29,6 +30,7 @@ from application.use_cases import (
     PruneIdempotencyKeys,
     RetryTask,
 )
+from entrypoints.observability import build_metrics
 from entrypoints.settings import Settings
 
 
@@ -74,10 +76,15 @@ class Container(containers.DeclarativeContainer):
     schedule = providers.ThreadSafeSingleton(Settings.schedule, settings)
     retry_policy = providers.ThreadSafeSingleton(Settings.retry_policy, settings)
     max_attempts = settings.provided.max_attempts
+    # One registry per container: tests build many containers in one process.
+    metrics_registry = providers.ThreadSafeSingleton(CollectorRegistry)
+    metrics = providers.ThreadSafeSingleton(build_metrics, settings, metrics_registry)
 
     key_ttl = providers.Callable(_seconds, settings.provided.idempotency_key_ttl_seconds)
 
-    create_task = providers.Factory(CreateTask, uow, queue, clock, schedule, max_attempts, key_ttl)
+    create_task = providers.Factory(
+        CreateTask, uow, queue, clock, schedule, max_attempts, key_ttl=key_ttl, metrics=metrics
+    )
     create_batch = providers.Factory(
         CreateBatch,
         uow,
@@ -86,7 +93,8 @@ class Container(containers.DeclarativeContainer):
         schedule,
         max_attempts,
         settings.provided.max_batch_pairs,
-        key_ttl,
+        key_ttl=key_ttl,
+        metrics=metrics,
     )
     get_task = providers.Factory(GetTask, read_uow)
     list_tasks = providers.Factory(ListTasks, read_uow)
@@ -101,6 +109,7 @@ class Container(containers.DeclarativeContainer):
         arithmetic,
         retry_policy,
         providers.Callable(_seconds, settings.provided.lease_seconds),
+        metrics,
     )
     dispatch_due = providers.Factory(
         DispatchDue,

@@ -18,9 +18,11 @@ import threading
 import time
 from types import FrameType
 
+from application.ports import Metrics, NullMetrics
 from application.use_cases import PruneIdempotencyKeys
 from application.use_cases.dispatch_due import DispatchDue, DispatchReport
 from entrypoints.container import Container
+from entrypoints.observability import configure_logging, serve_metrics
 
 log = logging.getLogger("taskman.dispatcher")
 
@@ -39,10 +41,12 @@ class DispatcherLoop:
         poll_seconds: float,
         batch_size: int,
         prune_keys: PruneIdempotencyKeys | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._dispatch_due = dispatch_due
         self._prune_keys = prune_keys
         self._next_prune = 0.0
+        self._metrics = metrics or NullMetrics()
         self._poll_seconds = poll_seconds
         self._batch_size = batch_size
         self._stopping = threading.Event()
@@ -61,6 +65,7 @@ class DispatcherLoop:
         log.info("dispatcher stopped")
 
     def _round(self) -> DispatchReport | None:
+        started = time.perf_counter()
         try:
             report = self._dispatch_due.execute()
             self._prune()
@@ -68,6 +73,13 @@ class DispatcherLoop:
         except Exception as error:  # the store is down (or worse): log it, wait, try again
             self._failed("dispatch round failed", _first_line(error))
             return None
+        self._metrics.dispatch_round(
+            time.perf_counter() - started,
+            published=report.published,
+            republished_lost=report.republished_lost,
+            expired_leases=report.expired_leases,
+        )
+        return report
 
     def _failed(self, what: str, why: str) -> None:
         self._failed_rounds += 1
@@ -130,15 +142,16 @@ def _first_line(error: Exception) -> str:
 def main() -> None:
     container = Container()
     settings = container.settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings)
+    # One process: its metrics stay in memory, served on METRICS_PORT.
+    serve_metrics(settings, container.metrics_registry())
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # the embedded defaults live there
     loop = DispatcherLoop(
         container.dispatch_due(),
         poll_seconds=settings.dispatcher_poll_seconds,
         batch_size=settings.dispatcher_batch_size,
         prune_keys=container.prune_idempotency_keys(),
+        metrics=container.metrics(),
     )
 
     def stop(signum: int, _frame: FrameType | None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 from urllib.parse import quote
 
 from pydantic import Field
@@ -49,7 +50,10 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address the API listens on.")
     port: int = Field(default=8000, description="Port the API listens on.")
-    access_log: bool = Field(default=False, description="Log one line per API request.")
+    access_log: bool = Field(
+        default=False,
+        description="Log one line per API request: route template, method, status, duration.",
+    )
     api_workers: int = Field(
         default=2,
         ge=1,
@@ -146,6 +150,29 @@ class Settings(BaseSettings):
         "embedded broker's rejected/ folder for all queues); older ones are dropped.",
     )
     log_level: str = Field(default="INFO", description="Logging level.")
+    log_format: Literal["console", "json"] = Field(
+        default="console",
+        description="`console`: one readable line per event; `json`: one JSON object per line "
+        "(structlog), for a log collector.",
+    )
+    metrics_enabled: bool = Field(
+        default=True,
+        description="Prometheus metrics: the API serves them at /metrics; off, nothing is "
+        "counted and /metrics answers 404.",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port on which a worker pool or the dispatcher serves its /metrics (the "
+        "API serves them on its own port). Unset: not served.",
+    )
+    prometheus_multiproc_dir: Path | None = Field(
+        default=None,
+        description="Where the processes of one forking process group (the API's workers, a "
+        "worker pool) share their metric files (prometheus-client's multiprocess mode); one "
+        "directory per group, emptied at its start. Unset: a fresh temporary directory.",
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -15,12 +15,13 @@ non-zero exit status, so that compose's restart policy or any supervisor sees a 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
+from logging import INFO, WARNING
 from typing import Any
 
+import structlog
 from celery import Celery, signals
 
 from adapters.broker import EXECUTE_TASK
@@ -29,8 +30,13 @@ from application.use_cases.execute_task import AttemptOutcome, ExecuteTaskReques
 from domain.priority import Priority
 from entrypoints.container import Container
 from entrypoints.node_names import NodeIndex, node_name
+from entrypoints.observability import (
+    configure_logging,
+    serve_metrics,
+    share_metrics_between_processes,
+)
 
-log = logging.getLogger("taskman.worker")
+log = structlog.get_logger("taskman.worker")
 
 CPU_NICENESS = {Priority.HIGH: 0, Priority.MEDIUM: 5, Priority.LOW: 10}
 
@@ -53,30 +59,23 @@ def register_tasks(app: Celery, container: Container, priority: Priority) -> Non
                 raise PoisonMessage("keyword arguments (taskman sends none)")
             task_id, dispatch_no = check_arguments(args)
         except PoisonMessage as poison:
-            log.warning("[%s] rejected a message: %s; dropped", priority.queue_name, poison)
+            log.warning(f"[{priority.queue_name}] rejected a message: {poison}; dropped")
             return
-        done = container.execute_task().execute(ExecuteTaskRequest(task_id, dispatch_no))
-        where = f"[{priority.queue_name}] task {task_id} dispatch {dispatch_no}"
+        done = container.execute_task().execute(ExecuteTaskRequest(task_id, dispatch_no, priority))
         task = done.task
-        if done.outcome is AttemptOutcome.STALE_MESSAGE or task is None:
-            log.info("%s: stale or duplicate message, dropped", where)
-        elif done.outcome is AttemptOutcome.LOST_CLAIM:
-            log.warning(
-                "%s: attempt %d lost its claim (its lease expired: the task was handed on "
-                "or failed); its outcome (%s) is dropped",
-                where,
-                task.attempts,
-                task.status,
-            )
-        else:
-            log.info(
-                "%s: %s after attempt %d/%d%s",
-                where,
-                task.status,
-                task.attempts,
-                task.max_attempts,
-                f" ({task.error_message})" if task.error_message else "",
-            )
+        # One line per attempt (or dropped message), whatever its outcome.
+        log.log(
+            WARNING if done.outcome is AttemptOutcome.LOST_CLAIM else INFO,
+            "attempt" if task is not None else "message dropped",
+            task_id=task_id,
+            dispatch_no=dispatch_no,
+            priority=int(task.priority) if task is not None else int(priority),
+            attempt=task.attempts if task is not None else None,
+            outcome=str(done.result),
+            duration_ms=_ms(done.run),
+            lateness_ms=_ms(done.lateness),
+            error=task.error_message if task is not None and done.result != "success" else None,
+        )
 
     def forget_parent_engine(**_: Any) -> None:
         # A pool process is forked: connections inherited from the parent share its sockets, so
@@ -93,6 +92,10 @@ def register_tasks(app: Celery, container: Container, priority: Priority) -> Non
     signals.worker_process_init.connect(forget_parent_engine, weak=False)
 
 
+def _ms(seconds: float | None) -> float | None:
+    return round(seconds * 1000, 3) if seconds is not None else None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queue", required=True, type=parse_priority, help="high|medium|low")
@@ -101,6 +104,14 @@ def main(argv: list[str] | None = None) -> None:
 
     container = Container()
     settings = container.settings()
+    configure_logging(settings)
+    # Celery would configure logging its own way unless a receiver of this signal does it.
+    signals.setup_logging.connect(lambda **_: configure_logging(settings), weak=False)
+    # The pool's processes are forked: each writes its metrics to the group's directory, and
+    # this process serves them all on METRICS_PORT.
+    share_metrics_between_processes(settings)
+    container.metrics()  # declared before the fork, so every child counts on the same metrics
+    serve_metrics(settings, container.metrics_registry())
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # the embedded defaults live there
     # Separate queues and pools keep low-priority work from occupying high-priority workers,
     # but on a busy machine they still share the CPUs: a lower scheduling priority (inherited

@@ -13,10 +13,12 @@ from typing import Self
 
 from application.ports import (
     Arithmetic,
+    AttemptResult,
     Clock,
     Dispatch,
     IdempotencyKeys,
     IdempotencyRecord,
+    Metrics,
     QueueUnavailable,
     TaskFilter,
     TaskPage,
@@ -206,6 +208,28 @@ class InMemoryTaskRepository(TaskRepository):
             limit,
         )
 
+    def higher_priority_waiting(self, priority: Priority, due_before: datetime) -> bool:
+        self._statement()
+        return any(
+            t.status is TaskStatus.QUEUED
+            and t.priority < priority
+            and (
+                t.scheduled_for <= due_before
+                if t.published_at is None
+                else t.published_at <= due_before
+            )
+            for t in self._all()
+        )
+
+    def count_unfinished(self) -> dict[tuple[TaskStatus, Priority], int]:
+        self._statement()
+        counts: dict[tuple[TaskStatus, Priority], int] = {}
+        for t in self._all():
+            if t.status in (TaskStatus.QUEUED, TaskStatus.RUNNING):
+                key = (t.status, t.priority)
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
     def expired_leases(self, now: datetime, limit: int) -> list[Task]:
         self._statement()
         return self._select(lambda t: t.lease_expired(now), lambda t: t.lease_expires_at, limit)
@@ -366,3 +390,36 @@ class WorkerKilled(BaseException):
 
 def transient(message: str = "transient glitch") -> TaskFailure:
     return TaskFailure(message)
+
+
+class FakeMetrics(Metrics):
+    """Records what the use cases report, to assert on it."""
+
+    def __init__(self, *, counts_inversions: bool = True) -> None:
+        self._counts_inversions = counts_inversions
+        self.created: list[tuple[Priority, str]] = []
+        self.started: list[tuple[Priority, float, float, bool]] = []
+        self.finished: list[tuple[Priority | None, AttemptResult, float]] = []
+        self.rounds: list[tuple[float, int, int, int]] = []
+
+    @property
+    def counts_inversions(self) -> bool:
+        return self._counts_inversions
+
+    def tasks_created(self, tasks: Sequence[Task]) -> None:
+        self.created.extend((t.priority, str(t.type)) for t in tasks)
+
+    def attempt_started(
+        self, priority: Priority, *, lateness: float, wait: float, inversion: bool
+    ) -> None:
+        self.started.append((priority, lateness, wait, inversion))
+
+    def attempt_finished(
+        self, priority: Priority | None, result: AttemptResult, run: float
+    ) -> None:
+        self.finished.append((priority, result, run))
+
+    def dispatch_round(
+        self, seconds: float, *, published: int, republished_lost: int, expired_leases: int
+    ) -> None:
+        self.rounds.append((seconds, published, republished_lost, expired_leases))

@@ -12,8 +12,10 @@ from sqlalchemy import (
     Executable,
     Select,
     bindparam,
+    exists,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -30,7 +32,7 @@ from adapters.sql.tables import (
 from application.ports import TaskFilter, TaskPage, TaskRepository
 from domain.errors import ConcurrentModification
 from domain.priority import Priority
-from domain.task import ATTEMPT_OUTCOME_FIELDS, Task
+from domain.task import ATTEMPT_OUTCOME_FIELDS, Task, TaskStatus
 
 # Built once: SQLAlchemy caches the compiled SQL by statement, and these are the hot path.
 _INSERT = insert(tasks).returning(tasks.c.id)
@@ -273,6 +275,26 @@ class SqlTaskRepository(TaskRepository):
             .limit(limit)
         )
         return self._tasks(_locked(query))
+
+    def higher_priority_waiting(self, priority: Priority, due_before: datetime) -> bool:
+        """One statement, two probes: each is the head of a partial index (ix_tasks_due,
+        ix_tasks_published_queued), so it costs the same on any size of table."""
+        higher = tasks.c.priority < int(priority)
+        awaiting = exists().where(AWAITING_PUBLICATION, higher, tasks.c.scheduled_for <= due_before)
+        published = exists().where(PUBLISHED_AND_QUEUED, higher, tasks.c.published_at <= due_before)
+        return bool(self._execute(select(or_(awaiting, published))).scalar())
+
+    def count_unfinished(self) -> dict[tuple[TaskStatus, Priority], int]:
+        """One grouped count over queued and running rows only (ix_tasks_status_id)."""
+        query = (
+            select(tasks.c.status, tasks.c.priority, func.count().label("count"))
+            .where(or_(tasks.c.status == QUEUED, RUNNING_TASK))
+            .group_by(tasks.c.status, tasks.c.priority)
+        )
+        return {
+            (TaskStatus(row["status"]), Priority(row["priority"])): int(row["count"])
+            for row in self._execute(query).mappings()
+        }
 
     def _tasks(self, query: Select[tuple[object, ...]]) -> list[Task]:
         return [task_from_row(row) for row in self._execute(query).mappings()]

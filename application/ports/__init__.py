@@ -8,16 +8,20 @@ from application.ports.idempotency import (
     IdempotencyRecord,
     StoredResponse,
 )
+from application.ports.metrics import AttemptResult, Metrics, NullMetrics
 from application.ports.queue import Dispatch, QueueUnavailable, TaskQueue
 from application.ports.repository import TaskFilter, TaskPage, TaskRepository, UnitOfWork
 
 __all__ = [
     "Arithmetic",
+    "AttemptResult",
     "Clock",
     "Dispatch",
     "IdempotencyKey",
     "IdempotencyKeys",
     "IdempotencyRecord",
+    "Metrics",
+    "NullMetrics",
     "QueueUnavailable",
     "StoredResponse",
     "TaskFilter",

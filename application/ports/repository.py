@@ -124,6 +124,17 @@ class TaskRepository(Protocol):
     def expired_leases(self, now: datetime, limit: int) -> list[Task]:
         """Running tasks whose lease ran out, locked and skipped like `due_for_dispatch`."""
 
+    def higher_priority_waiting(self, priority: Priority, due_before: datetime) -> bool:
+        """Whether a queued task of a higher priority than `priority` was due at `due_before`
+        and is still unclaimed: one that awaits publication with `scheduled_for <= due_before`,
+        or one published at or before `due_before` (a task is published only once due). A read
+        of at most two index entries."""
+
+    def count_unfinished(self) -> dict[tuple[TaskStatus, Priority], int]:
+        """How many tasks are queued and running, per (status, priority); pairs with no task
+        are absent. It reads the partial indexes of queued and running tasks only, so its cost
+        is that of the backlog, never of the finished tasks."""
+
 
 class UnitOfWork(Protocol):
     """One transaction against the task store. `with uow:` begins it; leaving the block rolls

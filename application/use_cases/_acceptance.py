@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from application.ports import (
     IdempotencyKey,
     IdempotencyRecord,
+    Metrics,
     StoredResponse,
     TaskQueue,
     UnitOfWork,
@@ -50,6 +51,7 @@ def accept(
     queue: TaskQueue,
     now: datetime,
     key_ttl: timedelta = DEFAULT_KEY_TTL,
+    metrics: Metrics | None = None,
 ) -> list[Outcome]:
     """One outcome per candidate, in order: its new task (unkeyed), its IdempotentResponse
     (keyed), or the rule it broke: IdempotencyKeyReused if its key is held by another request,
@@ -71,7 +73,7 @@ def accept(
     _recall(candidates, range(len(candidates)), outcomes, uow, now)
     slipped: dict[int, int] = {}
     while pending := [i for i, outcome in enumerate(outcomes) if outcome is None]:
-        taken = _store(candidates, pending, outcomes, uow, queue, now, key_ttl)
+        taken = _store(candidates, pending, outcomes, uow, queue, now, key_ttl, metrics)
         _recall(candidates, taken, outcomes, uow, now)
         for i in taken:
             key = candidates[i].key
@@ -113,6 +115,7 @@ def _store(
     queue: TaskQueue,
     now: datetime,
     key_ttl: timedelta,
+    metrics: Metrics | None,
 ) -> list[int]:
     """Commit the pending candidates' tasks with their keys and publish the due ones; settles
     them and answers [], or, if some keys were taken meanwhile, commits nothing and answers
@@ -161,6 +164,8 @@ def _store(
         if taken:
             return taken  # leaving the block rolls the tasks back with the keys
         uow.commit()
+    if metrics is not None:
+        metrics.tasks_created(list(tasks.values()))
     publish_committed(uow, queue, due)
     for i, task in tasks.items():
         outcomes[i] = IdempotentResponse(responses[i], replayed=False) if i in responses else task

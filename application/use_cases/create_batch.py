@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from application.ports import Clock, IdempotencyKey, TaskQueue, UnitOfWork
+from application.ports import Clock, IdempotencyKey, Metrics, NullMetrics, TaskQueue, UnitOfWork
 from application.use_cases._acceptance import (
     DEFAULT_KEY_TTL,
     Candidate,
@@ -38,9 +38,12 @@ class CreateBatch:
         schedule: SchedulePolicy,
         max_attempts: int,
         max_pairs: int,
+        *,
         key_ttl: timedelta = DEFAULT_KEY_TTL,
+        metrics: Metrics | None = None,
     ) -> None:
         self._uow = uow
+        self._metrics = metrics or NullMetrics()
         self._queue = queue
         self._clock = clock
         self._schedule = schedule
@@ -65,7 +68,7 @@ class CreateBatch:
             )
 
         candidate = Candidate(build, request.idempotency)
-        (outcome,) = accept([candidate], self._uow, self._queue, now, self._key_ttl)
+        (outcome,) = accept([candidate], self._uow, self._queue, now, self._key_ttl, self._metrics)
         if isinstance(outcome, DomainError):
             raise outcome
         return outcome

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
-from application.ports import Clock, IdempotencyKey, TaskQueue, UnitOfWork
+from application.ports import Clock, IdempotencyKey, Metrics, NullMetrics, TaskQueue, UnitOfWork
 from application.use_cases._acceptance import (
     DEFAULT_KEY_TTL,
     Candidate,
@@ -46,9 +46,12 @@ class CreateTask:
         clock: Clock,
         schedule: SchedulePolicy,
         max_attempts: int,
+        *,
         key_ttl: timedelta = DEFAULT_KEY_TTL,
+        metrics: Metrics | None = None,
     ) -> None:
         self._uow = uow
+        self._metrics = metrics or NullMetrics()
         self._queue = queue
         self._clock = clock
         self._schedule = schedule
@@ -72,7 +75,7 @@ class CreateTask:
             Candidate(partial(self._task, request, now), request.idempotency)
             for request in requests
         ]
-        return accept(candidates, self._uow, self._queue, now, self._key_ttl)
+        return accept(candidates, self._uow, self._queue, now, self._key_ttl, self._metrics)
 
     def _task(self, request: CreateTaskRequest, now: datetime) -> Task:
         return Task.single(

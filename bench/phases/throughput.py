@@ -114,3 +114,27 @@ def _wait_ready(sut: SystemUnderTest) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("the restarted workers are not all consuming after 60 s")
         time.sleep(0.2)
+
+
+def metrics_cost(sut: SystemUnderTest, db: Timings, plan: Plan, connections: int) -> dict[str, Any]:
+    """The end-to-end run again with every process restarted with METRICS_ENABLED=false, then
+    restarted with metrics on and run once more, so the two figures compared are measured on the
+    same warm database, next to each other (issue 13: the cost should stay within 5%)."""
+    names = list(sut.system.processes)
+    rates: dict[str, float] = {}
+    for enabled in ("false", "true"):
+        sut.system.restart(*names, METRICS_ENABLED=enabled)
+        sut.system.wait_healthy()
+        figures = end_to_end(sut, db, plan, connections)
+        rates["on" if enabled == "true" else "off"] = figures["e2e_tasks_per_s"]
+    cost = 1 - rates["on"] / rates["off"]
+    say(
+        f"metrics cost: {cost:+.1%} of end-to-end throughput (off {rates['off']}, on {rates['on']})"
+    )
+    return {
+        "metrics_cost": {
+            "e2e_off_per_s": rates["off"],
+            "e2e_on_per_s": rates["on"],
+            "cost": round(cost, 4),
+        }
+    }

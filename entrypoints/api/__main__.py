@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import uvicorn
 
+from entrypoints.observability import configure_logging, share_metrics_between_processes
 from entrypoints.settings import Settings
 
 
 def main() -> None:
     settings = Settings()
+    configure_logging(settings)
+    # The workers are processes of their own; one /metrics answers for them all.
+    share_metrics_between_processes(settings)
     uvicorn.run(
         "entrypoints.api.app:create_app",
         factory=True,
@@ -17,8 +21,10 @@ def main() -> None:
         port=settings.port,
         workers=settings.api_workers,
         log_level=settings.log_level.lower(),
-        # One line per request costs more than the request itself at a thousand requests a second.
-        access_log=settings.access_log,
+        # The request lines (ACCESS_LOG) are taskman's own, with the route template and duration.
+        access_log=False,
+        # Logging is configured by taskman (entrypoints/observability.py), not by uvicorn.
+        log_config=None,
         proxy_headers=True,
     )
 

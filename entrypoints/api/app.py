@@ -17,9 +17,11 @@ from entrypoints.api.body_limit import BodyLimitMiddleware
 from entrypoints.api.create_groups import CreateGroups
 from entrypoints.api.docs import install_problem_schemas
 from entrypoints.api.idempotency import InFlightKeys
+from entrypoints.api.metrics import install_metrics
 from entrypoints.api.problems import install_problem_handlers
 from entrypoints.api.task_turns import TaskTurns
 from entrypoints.container import Container
+from entrypoints.observability import configure_logging
 
 # A pretty-printed pair with two 20-digit operands stays under this many bytes.
 _BYTES_PER_PAIR = 128
@@ -33,6 +35,7 @@ Every error is an RFC 9457 problem (`application/problem+json`)."""
 def create_app(container: Container | None = None) -> FastAPI:
     container = container or Container()
     settings = container.settings()
+    configure_logging(settings)  # each uvicorn worker is a process of its own
     # The largest acceptable batch fits; anything bigger is refused (413) before it is parsed.
     max_body = _BODY_OVERHEAD + settings.max_batch_pairs * _BYTES_PER_PAIR
 
@@ -46,6 +49,8 @@ def create_app(container: Container | None = None) -> FastAPI:
     )
     app.add_api_route("/", _to_docs, include_in_schema=False)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
+    # Added last, so outermost: it times and counts every answer, a 413 from the limit too.
+    install_metrics(app, container)
     container.wire(modules=[tasks, health])
     app.state.container = container
     # API-only machinery, one per app: built here, not in the container the other processes

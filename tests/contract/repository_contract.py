@@ -506,3 +506,47 @@ class TaskRepositoryContract:
         with uow:
             found = uow.tasks.expired_leases(NOW + timedelta(seconds=10), 10)
         assert [t.id for t in found] == [expired.id]
+
+    def test_higher_priority_waiting_sees_due_unclaimed_tasks_of_higher_priority_only(
+        self, uow: UnitOfWork
+    ) -> None:
+        medium_due = single(priority=Priority.MEDIUM)  # due at NOW + 5 s, unpublished
+        added(uow, medium_due)
+        with uow:
+            # Only a higher priority counts, and only once due.
+            assert not uow.tasks.higher_priority_waiting(Priority.MEDIUM, NOW + timedelta(hours=1))
+            assert not uow.tasks.higher_priority_waiting(Priority.LOW, NOW)
+            assert uow.tasks.higher_priority_waiting(Priority.LOW, NOW + timedelta(seconds=5))
+        high_published = single(priority=Priority.HIGH)
+        high_published.mark_published(NOW + timedelta(seconds=1))
+        added(uow, high_published)
+        with uow:
+            assert not uow.tasks.higher_priority_waiting(Priority.MEDIUM, NOW)
+            assert uow.tasks.higher_priority_waiting(Priority.MEDIUM, NOW + timedelta(seconds=1))
+        high_published.claim(high_published.dispatch_no, NOW, LEASE)
+        with uow:
+            uow.tasks.save(high_published)
+            uow.commit()
+        with uow:  # claimed: no longer waiting
+            assert not uow.tasks.higher_priority_waiting(Priority.MEDIUM, NOW + timedelta(hours=1))
+
+    def test_count_unfinished_counts_queued_and_running_by_priority(self, uow: UnitOfWork) -> None:
+        running, queued, published, done = (
+            single(priority=Priority.HIGH),
+            single(priority=Priority.LOW),
+            single(priority=Priority.LOW),
+            single(),
+        )
+        published.mark_published(NOW)
+        done.cancel(NOW)
+        added(uow, running, queued, published, done)
+        running.claim(running.dispatch_no, NOW, LEASE)
+        with uow:
+            uow.tasks.save(running)
+            uow.commit()
+        with uow:
+            counts = uow.tasks.count_unfinished()
+        assert counts == {
+            (TaskStatus.RUNNING, Priority.HIGH): 1,
+            (TaskStatus.QUEUED, Priority.LOW): 2,
+        }

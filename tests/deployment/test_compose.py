@@ -42,7 +42,14 @@ def interpolate(value: object) -> str:
 
 
 def test_every_part_of_the_system_is_a_service(compose: dict[str, Any]) -> None:
-    assert set(services(compose)) == {"secrets", "postgres", "redis", *APP_SERVICES}
+    default = {name for name, service in services(compose).items() if "profiles" not in service}
+    assert default == {"secrets", "postgres", "redis", *APP_SERVICES}
+    observability = {
+        name
+        for name, service in services(compose).items()
+        if "observability" in service.get("profiles", [])
+    }
+    assert observability == {"prometheus", "grafana"}
 
 
 def test_every_app_command_is_one_the_system_tests_run(compose: dict[str, Any]) -> None:

@@ -34,12 +34,21 @@ URL_WITH_PASSWORD = re.compile(r"[a-z+]+://[^/\s@:]*:[^/\s@]+@")
 
 
 def mounts(service: dict[str, Any]) -> dict[str, str]:
-    """Container path -> volume name, of the service's named volumes."""
+    """Container path -> volume name, of the service's volumes (short or long syntax)."""
     found = {}
     for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            found[volume["target"]] = volume["source"]
+            continue
         name, path, *_ = volume.split(":")
         found[path] = name
     return found
+
+
+def read_only(volume: str | dict[str, Any]) -> bool:
+    if isinstance(volume, dict):
+        return volume.get("read_only") is True
+    return volume.endswith(":ro")
 
 
 def in_volume(service: dict[str, Any], path: str, volume: str) -> bool:
@@ -52,7 +61,12 @@ def in_volume(service: dict[str, Any], path: str, volume: str) -> bool:
 def test_the_api_is_published_on_127_0_0_1_unless_api_bind_says_otherwise() -> None:
     assert SERVICES["api"]["ports"] == ["${API_BIND:-127.0.0.1}:${API_PORT:-8000}:8000"]
     published = {name for name, service in SERVICES.items() if service.get("ports")}
-    assert published == {"api"}, "PostgreSQL and Redis are reached inside compose's network only"
+    observability = {"prometheus", "grafana"}  # the `observability` profile's consoles
+    assert published - observability == {"api"}, (
+        "PostgreSQL and Redis are reached inside compose's network only"
+    )
+    for name in observability & published:
+        assert all(port.startswith("127.0.0.1:") for port in SERVICES[name]["ports"]), name
     assert re.search(r"^API_BIND=127\.0\.0\.1$", ENV_EXAMPLE, flags=re.MULTILINE)
 
 
@@ -77,6 +91,7 @@ def test_a_one_shot_service_writes_the_passwords_into_a_volume_before_the_stores
     assert secrets["environment"] == {
         "POSTGRES_PASSWORD": "${POSTGRES_PASSWORD:-}",
         "REDIS_PASSWORD": "${REDIS_PASSWORD:-}",
+        "GRAFANA_ADMIN_PASSWORD": "${GRAFANA_ADMIN_PASSWORD:-}",
     }
     for store in ("postgres", "redis"):
         condition = SERVICES[store]["depends_on"]["secrets"]["condition"]
@@ -88,7 +103,15 @@ def test_every_password_is_read_from_the_secrets_volume_read_only() -> None:
     assert in_volume(postgres, postgres["environment"]["POSTGRES_PASSWORD_FILE"], "secrets")
     for name, service in SERVICES.items():
         if name != "secrets" and "secrets" in mounts(service).values():
-            assert any(v.startswith("secrets:") and v.endswith(":ro") for v in service["volumes"])
+            secrets = [
+                v
+                for v in service["volumes"]
+                if (v.get("source") if isinstance(v, dict) else v.split(":")[0]) == "secrets"
+            ]
+            assert secrets and all(read_only(v) for v in secrets), name
+    # Grafana mounts only its own folder of the volume, not the store's and broker's passwords.
+    [grafana] = [v for v in SERVICES["grafana"]["volumes"] if isinstance(v, dict)]
+    assert grafana["volume"]["subpath"] == "grafana"
     for name in ("migrate", "api", "worker-high", "worker-medium", "worker-low", "dispatcher"):
         environment = SERVICES[name]["environment"]
         for setting in ("DATABASE_PASSWORD_FILE", "BROKER_PASSWORD_FILE"):

@@ -21,7 +21,13 @@ from application.use_cases import (
 )
 from domain.priority import SchedulePolicy
 from domain.retry import RetryPolicy
-from tests.fakes import FakeClock, FakeUnitOfWork, RecordingQueue, ScriptedArithmetic
+from tests.fakes import (
+    FakeClock,
+    FakeMetrics,
+    FakeUnitOfWork,
+    RecordingQueue,
+    ScriptedArithmetic,
+)
 
 LEASE = timedelta(seconds=30)
 LOST_AFTER = timedelta(seconds=60)
@@ -42,26 +48,27 @@ class Core:
         )
     )
     max_pairs: int = 1000
+    metrics: FakeMetrics = field(default_factory=FakeMetrics)
 
     def __post_init__(self) -> None:
-        u, q, c = self.uow, self.queue, self.clock
-        self.create_task = CreateTask(u, q, c, self.schedule, self.retry.max_attempts)
+        u, q, c, m = self.uow, self.queue, self.clock, self.metrics
+        self.create_task = CreateTask(u, q, c, self.schedule, self.retry.max_attempts, metrics=m)
         self.create_batch = CreateBatch(
-            u, q, c, self.schedule, self.retry.max_attempts, self.max_pairs
+            u, q, c, self.schedule, self.retry.max_attempts, self.max_pairs, metrics=m
         )
         self.get_task = GetTask(u)
         self.list_tasks = ListTasks(u)
         self.change_priority = ChangePriority(u, q, c, self.schedule)
         self.retry_task = RetryTask(u, q, c, self.schedule)
         self.cancel_task = CancelTask(u, c)
-        self.execute_task = ExecuteTask(u, c, self.arithmetic, self.retry, LEASE)
+        self.execute_task = ExecuteTask(u, c, self.arithmetic, self.retry, LEASE, m)
         self.dispatch_due = DispatchDue(u, q, c, batch_size=100, lost_after=LOST_AFTER)
         self.check_health = CheckHealth(u, q)
 
     def deliver(self) -> list[ExecuteTaskResult]:
         """Workers take every waiting message and run it."""
         return [
-            self.execute_task.execute(ExecuteTaskRequest(d.task_id, d.dispatch_no))
+            self.execute_task.execute(ExecuteTaskRequest(d.task_id, d.dispatch_no, d.priority))
             for d in self.queue.take()
         ]
 
