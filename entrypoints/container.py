@@ -14,6 +14,7 @@ from adapters.broker import CeleryTaskQueue, create_celery_app
 from adapters.clock import SystemClock
 from adapters.sql import SqlUnitOfWork, Waits, create_engine_for
 from application.use_cases import (
+    Authenticate,
     CancelTask,
     ChangePriority,
     CheckHealth,
@@ -22,9 +23,12 @@ from application.use_cases import (
     DispatchDue,
     ExecuteTask,
     GetTask,
+    IssueApiKey,
+    ListApiKeys,
     ListTasks,
     PruneIdempotencyKeys,
     RetryTask,
+    RevokeApiKey,
 )
 from entrypoints.api.create_groups import CreateGroups
 from entrypoints.settings import Settings
@@ -73,8 +77,12 @@ class Container(containers.DeclarativeContainer):
     max_attempts = settings.provided.max_attempts
 
     key_ttl = providers.Callable(_seconds, settings.provided.idempotency_key_ttl_seconds)
+    quota = providers.ThreadSafeSingleton(Settings.quota, settings)
+    pepper = settings.provided.pepper
 
-    create_task = providers.Factory(CreateTask, uow, queue, clock, schedule, max_attempts, key_ttl)
+    create_task = providers.Factory(
+        CreateTask, uow, queue, clock, schedule, max_attempts, key_ttl, quota
+    )
     # The API's creates, grouped while they are concurrent (one per API process: see the module).
     create_groups = providers.Singleton(CreateGroups, create_task.provider)
     create_batch = providers.Factory(
@@ -86,6 +94,7 @@ class Container(containers.DeclarativeContainer):
         max_attempts,
         settings.provided.max_batch_pairs,
         key_ttl,
+        quota,
     )
     get_task = providers.Factory(GetTask, read_uow)
     list_tasks = providers.Factory(ListTasks, read_uow)
@@ -93,6 +102,10 @@ class Container(containers.DeclarativeContainer):
     retry_task = providers.Factory(RetryTask, uow, queue, clock, schedule)
     cancel_task = providers.Factory(CancelTask, uow, clock)
     check_health = providers.Factory(CheckHealth, read_uow, queue)
+    authenticate = providers.Factory(Authenticate, read_uow, pepper)
+    issue_api_key = providers.Factory(IssueApiKey, uow, clock, pepper)
+    list_api_keys = providers.Factory(ListApiKeys, read_uow)
+    revoke_api_key = providers.Factory(RevokeApiKey, uow, clock)
     execute_task = providers.Factory(
         ExecuteTask,
         uow,

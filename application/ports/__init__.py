@@ -1,5 +1,6 @@
 """The ports: what the use cases need from the outside world, as Protocols."""
 
+from application.ports.api_keys import ApiKeys
 from application.ports.arithmetic import Arithmetic
 from application.ports.clock import Clock
 from application.ports.idempotency import (
@@ -9,9 +10,17 @@ from application.ports.idempotency import (
     StoredResponse,
 )
 from application.ports.queue import Dispatch, QueueUnavailable, TaskQueue
-from application.ports.repository import TaskFilter, TaskPage, TaskRepository, UnitOfWork
+from application.ports.rate_limit import RateDecision, RateLimiter
+from application.ports.repository import (
+    QueuedLoad,
+    TaskFilter,
+    TaskPage,
+    TaskRepository,
+    UnitOfWork,
+)
 
 __all__ = [
+    "ApiKeys",
     "Arithmetic",
     "Clock",
     "Dispatch",
@@ -19,6 +28,9 @@ __all__ = [
     "IdempotencyKeys",
     "IdempotencyRecord",
     "QueueUnavailable",
+    "QueuedLoad",
+    "RateDecision",
+    "RateLimiter",
     "StoredResponse",
     "TaskFilter",
     "TaskPage",
