@@ -32,7 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create", help="make a key; it is printed once")
     create.add_argument("--tenant", required=True, help="the tenant whose tasks the key owns")
-    create.add_argument("--scopes", required=True, type=_scopes, help="tasks:read,tasks:write,admin")
+    create.add_argument(
+        "--scopes", required=True, type=_scopes, help="tasks:read,tasks:write,admin"
+    )
     commands.add_parser("list", help="every key, revoked ones included (never the key itself)")
     revoke = commands.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id", type=int, metavar="ID")
@@ -42,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
 def _line(key: ApiKey) -> str:
     scopes = ",".join(sorted(scope.value for scope in key.scopes))
     revoked = key.revoked_at.isoformat() if key.revoked_at else "-"
-    return f"{key.id}\ttm_{key.prefix}_...\t{key.tenant}\t{scopes}\t{key.created_at.isoformat()}\t{revoked}"
+    created = key.created_at.isoformat()
+    return f"{key.id}\ttm_{key.prefix}_...\t{key.tenant}\t{scopes}\t{created}\t{revoked}"
 
 
 def main(argv: Sequence[str] | None = None, container: Container | None = None) -> int:

@@ -9,7 +9,8 @@ from typing import Any
 from domain.priority import Priority
 from domain.task import Task, TaskStatus, TaskType
 
-# What a move can change. a, b, pairs, created_at and tenant are fixed at creation and never rewritten.
+# What a move can change. a, b, pairs, created_at and tenant are fixed at creation and never
+# rewritten.
 MUTABLE_COLUMNS = (
     "status",
     "priority",

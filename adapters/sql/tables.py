@@ -132,7 +132,8 @@ Index(
 )
 
 # The first response to each keyed create (Idempotency-Key), written in the transaction that
-# stores its task. Unique per (scope, key): the scope is the tenant of the key that created it. `expires_at` serves the pruning and the expiry check.
+# stores its task. Unique per (scope, key): the scope is the tenant of the key that created it.
+# `expires_at` serves the pruning and the expiry check.
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,

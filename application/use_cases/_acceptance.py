@@ -150,8 +150,8 @@ def _store(
     responses: dict[int, StoredResponse] = {}
     with uow:
         if quota.enforced:
-            for i, refused in _over_quota(uow, tasks, quota).items():
-                outcomes[i] = refused
+            for i, over in _over_quota(uow, tasks, quota).items():
+                outcomes[i] = over
                 del tasks[i]
             if not tasks:
                 return []

@@ -74,9 +74,7 @@ class CreateBatch:
             )
 
         candidate = Candidate(build, request.idempotency)
-        (outcome,) = accept(
-            [candidate], self._uow, self._queue, now, self._key_ttl, self._quota
-        )
+        (outcome,) = accept([candidate], self._uow, self._queue, now, self._key_ttl, self._quota)
         if isinstance(outcome, DomainError):
             raise outcome
         return outcome

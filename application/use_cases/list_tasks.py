@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from application.ports import TaskFilter, TaskPage, UnitOfWork
 from domain.access import BUILT_IN, Principal, Scope

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from application.ports import Clock, TaskQueue, UnitOfWork
 from application.use_cases._moves import apply_move, publish_committed
-from domain.priority import SchedulePolicy
 from domain.access import BUILT_IN, Principal
+from domain.priority import SchedulePolicy
 from domain.task import Task
 
 

@@ -31,7 +31,9 @@ def upgrade() -> None:
     op.add_column(
         "tasks", sa.Column("pair_count", sa.Integer(), nullable=False, server_default="1")
     )
-    length = "jsonb_array_length" if op.get_bind().dialect.name == "postgresql" else "json_array_length"
+    length = (
+        "jsonb_array_length" if op.get_bind().dialect.name == "postgresql" else "json_array_length"
+    )
     op.execute(f"UPDATE tasks SET pair_count = {length}(pairs) WHERE type = 'batch'")
     op.create_index("ix_tasks_tenant_id", "tasks", ["tenant", "id"])
     op.create_index(
