@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from domain.access import DEFAULT_TENANT
 from domain.errors import IllegalTransition, InvalidOperands, TaskFailure
 from domain.priority import Priority, SchedulePolicy
 from domain.retry import RetryPolicy
@@ -91,6 +92,8 @@ class Task:
     published_at: datetime | None
     lease_expires_at: datetime | None
     version: int = 0
+    # Who owns it: only its tenant (or an admin) reads, lists and moves it. Fixed at creation.
+    tenant: str = DEFAULT_TENANT
 
     # ----- creation -------------------------------------------------------------------------
 
@@ -104,6 +107,7 @@ class Task:
         now: datetime,
         schedule: SchedulePolicy,
         max_attempts: int,
+        tenant: str = DEFAULT_TENANT,
     ) -> Task:
         return cls._new(
             TaskType.SINGLE,
@@ -114,6 +118,7 @@ class Task:
             now=now,
             schedule=schedule,
             max_attempts=max_attempts,
+            tenant=tenant,
         )
 
     @classmethod
@@ -125,6 +130,7 @@ class Task:
         now: datetime,
         schedule: SchedulePolicy,
         max_attempts: int,
+        tenant: str = DEFAULT_TENANT,
     ) -> Task:
         if not pairs:
             raise InvalidOperands("a batch holds at least one pair")
@@ -138,6 +144,7 @@ class Task:
             now=now,
             schedule=schedule,
             max_attempts=max_attempts,
+            tenant=tenant,
         )
 
     @classmethod
@@ -152,6 +159,7 @@ class Task:
         now: datetime,
         schedule: SchedulePolicy,
         max_attempts: int,
+        tenant: str,
     ) -> Task:
         return cls(
             id=None,
@@ -174,6 +182,7 @@ class Task:
             dispatch_no=1,
             published_at=None,
             lease_expires_at=None,
+            tenant=tenant,
         )
 
     # ----- queries --------------------------------------------------------------------------

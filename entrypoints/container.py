@@ -18,6 +18,7 @@ from adapters.broker import CeleryTaskQueue, create_celery_app
 from adapters.clock import SystemClock
 from adapters.sql import SqlUnitOfWork, Waits, create_engine_for
 from application.use_cases import (
+    Authenticate,
     CancelTask,
     ChangePriority,
     CheckHealth,
@@ -26,9 +27,12 @@ from application.use_cases import (
     DispatchDue,
     ExecuteTask,
     GetTask,
+    IssueApiKey,
+    ListApiKeys,
     ListTasks,
     PruneIdempotencyKeys,
     RetryTask,
+    RevokeApiKey,
 )
 from entrypoints.observability import build_metrics
 from entrypoints.settings import Settings
@@ -81,9 +85,19 @@ class Container(containers.DeclarativeContainer):
     metrics = providers.ThreadSafeSingleton(build_metrics, settings, metrics_registry)
 
     key_ttl = providers.Callable(_seconds, settings.provided.idempotency_key_ttl_seconds)
+    quota = providers.ThreadSafeSingleton(Settings.quota, settings)
+    pepper = settings.provided.pepper
 
     create_task = providers.Factory(
-        CreateTask, uow, queue, clock, schedule, max_attempts, key_ttl=key_ttl, metrics=metrics
+        CreateTask,
+        uow,
+        queue,
+        clock,
+        schedule,
+        max_attempts,
+        key_ttl=key_ttl,
+        quota=quota,
+        metrics=metrics,
     )
     create_batch = providers.Factory(
         CreateBatch,
@@ -94,6 +108,7 @@ class Container(containers.DeclarativeContainer):
         max_attempts,
         settings.provided.max_batch_pairs,
         key_ttl=key_ttl,
+        quota=quota,
         metrics=metrics,
     )
     get_task = providers.Factory(GetTask, read_uow)
@@ -102,6 +117,10 @@ class Container(containers.DeclarativeContainer):
     retry_task = providers.Factory(RetryTask, uow, queue, clock, schedule)
     cancel_task = providers.Factory(CancelTask, uow, clock)
     check_health = providers.Factory(CheckHealth, read_uow, queue)
+    authenticate = providers.Factory(Authenticate, read_uow, pepper)
+    issue_api_key = providers.Factory(IssueApiKey, uow, clock, pepper)
+    list_api_keys = providers.Factory(ListApiKeys, read_uow)
+    revoke_api_key = providers.Factory(RevokeApiKey, uow, clock)
     execute_task = providers.Factory(
         ExecuteTask,
         uow,

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from application.use_cases import Quota
 from domain.priority import Priority, SchedulePolicy
 from domain.retry import RetryPolicy
 
@@ -174,6 +176,42 @@ class Settings(BaseSettings):
         "directory per group, emptied at its start. Unset: a fresh temporary directory.",
     )
 
+    auth: Literal["off", "required"] = Field(
+        default="off",
+        description="off: every request acts as one built-in tenant that may do everything. "
+        "required: every /api/v1/tasks call needs Authorization: Bearer <API key> (401 "
+        "without a valid one, 403 without the scope); each key sees only its tenant's tasks.",
+    )
+    api_key_pepper: SecretStr = Field(
+        default=SecretStr(""),
+        description="Server-side secret mixed into every API key's stored hash; the same in "
+        "every API process and the keys command. Changing it invalidates every key.",
+    )
+    rate_limit_creates_per_second: float | None = Field(
+        default=None,
+        ge=0,
+        description="Creates a tenant may make per second (a token bucket; 0 turns it off). "
+        "Unset: 50 with AUTH=required, off with AUTH=off.",
+    )
+    rate_limit_burst: int | None = Field(
+        default=None,
+        ge=1,
+        description="Creates a tenant may make at once after a pause (the bucket's size). "
+        "Unset: twice the rate per second, at least 1.",
+    )
+    quota_queued_tasks: int | None = Field(
+        default=None,
+        ge=0,
+        description="Most tasks a tenant may have queued at once (0 turns it off). "
+        "Unset: 10000 with AUTH=required, off with AUTH=off.",
+    )
+    quota_batch_pairs: int | None = Field(
+        default=None,
+        ge=0,
+        description="Most pairs a tenant's queued batch tasks may hold together (0 turns it "
+        "off). Unset: 1000000 with AUTH=required, off with AUTH=off.",
+    )
+
     @property
     def resolved_database_url(self) -> str:
         """DATABASE_URL with DATABASE_PASSWORD_FILE's password, or the embedded SQLite file.
@@ -191,6 +229,37 @@ class Settings(BaseSettings):
         if self.broker_url is None:
             return f"filesystem://localhost{self.data_dir.resolve() / 'broker'}"
         return with_password(self.broker_url, self.broker_password_file)
+
+    @property
+    def auth_required(self) -> bool:
+        return self.auth == "required"
+
+    @property
+    def pepper(self) -> bytes:
+        return self.api_key_pepper.get_secret_value().encode()
+
+    def _when_required(self, value: float | None, default: float) -> float | None:
+        """An explicit 0 is off; unset is `default` when auth is required, else off."""
+        if value is None:
+            return default if self.auth_required else None
+        return value or None
+
+    @property
+    def creates_per_second(self) -> float | None:
+        return self._when_required(self.rate_limit_creates_per_second, 50.0)
+
+    @property
+    def creates_burst(self) -> int:
+        rate = self.creates_per_second or 0.0
+        return self.rate_limit_burst or max(1, math.ceil(2 * rate))
+
+    def quota(self) -> Quota:
+        tasks = self._when_required(self.quota_queued_tasks, 10_000)
+        pairs = self._when_required(self.quota_batch_pairs, 1_000_000)
+        return Quota(
+            queued_tasks=int(tasks) if tasks is not None else None,
+            batch_pairs=int(pairs) if pairs is not None else None,
+        )
 
     def schedule(self) -> SchedulePolicy:
         return SchedulePolicy(

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Self
 
 from application.ports import (
+    ApiKeys,
     Arithmetic,
     AttemptResult,
     Clock,
@@ -19,6 +20,7 @@ from application.ports import (
     IdempotencyKeys,
     IdempotencyRecord,
     Metrics,
+    QueuedLoad,
     QueueUnavailable,
     TaskFilter,
     TaskPage,
@@ -26,9 +28,10 @@ from application.ports import (
     TaskRepository,
     UnitOfWork,
 )
+from domain.access import ApiKey
 from domain.errors import ConcurrentModification, TaskFailure
 from domain.priority import Priority
-from domain.task import ATTEMPT_OUTCOME_FIELDS, Pair, Task, TaskStatus, add_pairs
+from domain.task import ATTEMPT_OUTCOME_FIELDS, Pair, Task, TaskStatus, TaskType, add_pairs
 
 EPOCH = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -51,6 +54,7 @@ class InMemoryStore:
         self.rows: dict[int, Task] = {}
         self.last_id = 0
         self.keys: dict[tuple[str, str], IdempotencyRecord] = {}
+        self.api_keys: dict[int, ApiKey] = {}
 
 
 class InMemoryTaskRepository(TaskRepository):
@@ -142,10 +146,17 @@ class InMemoryTaskRepository(TaskRepository):
             if (task_filter.status is None or t.status is task_filter.status)
             and (task_filter.type is None or t.type is task_filter.type)
             and (task_filter.priority is None or t.priority is task_filter.priority)
+            and (task_filter.tenant is None or t.tenant == task_filter.tenant)
         ]
         matching.sort(key=lambda t: t.id or 0, reverse=True)
         items = [copy.deepcopy(t) for t in matching[offset : offset + limit]]
         return TaskPage(items=items, total=len(matching))
+
+    def queued_load(self, tenant: str) -> QueuedLoad:
+        self._statement()
+        queued = [t for t in self._all() if t.tenant == tenant and t.status is TaskStatus.QUEUED]
+        pairs = sum(len(t.operands) for t in queued if t.type is TaskType.BATCH)
+        return QueuedLoad(tasks=len(queued), batch_pairs=pairs)
 
     def _select(
         self, keep: Callable[[Task], bool], order: Callable[[Task], object], limit: int
@@ -287,6 +298,36 @@ class InMemoryIdempotencyKeys(IdempotencyKeys):
         self.deleted.clear()
 
 
+class InMemoryApiKeys(ApiKeys):
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+        self.staged: dict[int, ApiKey] = {}
+
+    def _every(self) -> dict[int, ApiKey]:
+        return {**self._store.api_keys, **self.staged}
+
+    def add(self, key: ApiKey) -> None:
+        if any(k.prefix == key.prefix for k in self._every().values()):
+            raise ValueError(f"prefix {key.prefix} is taken")
+        key.id = max(self._every(), default=0) + 1
+        self.staged[key.id] = copy.deepcopy(key)
+
+    def by_prefix(self, prefix: str) -> ApiKey | None:
+        found = [k for k in self._every().values() if k.prefix == prefix]
+        return copy.deepcopy(found[0]) if found else None
+
+    def all(self) -> list[ApiKey]:
+        return [copy.deepcopy(k) for _, k in sorted(self._every().items())]
+
+    def revoke(self, key_id: int, now: datetime) -> ApiKey | None:
+        key = copy.deepcopy(self._every().get(key_id))
+        if key is None:
+            return None
+        key.revoke(now)
+        self.staged[key_id] = key
+        return copy.deepcopy(key)
+
+
 class FakeUnitOfWork(UnitOfWork):
     def __init__(self, store: InMemoryStore | None = None) -> None:
         self.store = store or InMemoryStore()
@@ -295,6 +336,7 @@ class FakeUnitOfWork(UnitOfWork):
         self._one_write = False
         self.tasks = InMemoryTaskRepository(self.store)
         self.idempotency_keys = InMemoryIdempotencyKeys(self.store)
+        self.api_keys = InMemoryApiKeys(self.store)
 
     def one_write(self) -> Self:
         self._one_write = True
@@ -304,6 +346,7 @@ class FakeUnitOfWork(UnitOfWork):
         one_write, self._one_write = self._one_write, False
         self.tasks = InMemoryTaskRepository(self.store, one_statement=one_write)
         self.idempotency_keys = InMemoryIdempotencyKeys(self.store)
+        self.api_keys = InMemoryApiKeys(self.store)
         return self
 
     def __exit__(
@@ -314,11 +357,14 @@ class FakeUnitOfWork(UnitOfWork):
     ) -> None:
         self.tasks.staged.clear()  # rollback of whatever was not committed
         self.idempotency_keys.rollback()
+        self.api_keys.staged.clear()
 
     def commit(self) -> None:
         self.store.rows.update(self.tasks.staged)
         self.tasks.staged.clear()
         self.idempotency_keys.commit()
+        self.store.api_keys.update(self.api_keys.staged)
+        self.api_keys.staged.clear()
         self.commits += 1
 
     def ping(self) -> None:

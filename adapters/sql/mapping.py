@@ -9,7 +9,8 @@ from typing import Any
 from domain.priority import Priority
 from domain.task import Task, TaskStatus, TaskType
 
-# What a move can change. a, b, pairs and created_at are fixed at creation and never rewritten.
+# What a move can change. a, b, pairs, created_at and tenant are fixed at creation and never
+# rewritten.
 MUTABLE_COLUMNS = (
     "status",
     "priority",
@@ -55,6 +56,8 @@ def insert_values(task: Task) -> dict[str, Any]:
         "pairs": [list(pair) for pair in task.pairs] if task.pairs is not None else None,
         "created_at": task.created_at,
         "version": task.version,
+        "tenant": task.tenant,
+        "pair_count": len(task.operands),
         **mutable_values(task),
     }
 
@@ -83,4 +86,5 @@ def task_from_row(row: Mapping[Any, Any]) -> Task:
         published_at=row["published_at"],
         lease_expires_at=row["lease_expires_at"],
         version=row["version"],
+        tenant=row["tenant"],
     )

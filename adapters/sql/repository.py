@@ -12,6 +12,7 @@ from sqlalchemy import (
     Executable,
     Select,
     bindparam,
+    case,
     exists,
     func,
     insert,
@@ -29,7 +30,7 @@ from adapters.sql.tables import (
     RUNNING_TASK,
     tasks,
 )
-from application.ports import TaskFilter, TaskPage, TaskRepository
+from application.ports import QueuedLoad, TaskFilter, TaskPage, TaskRepository
 from domain.errors import ConcurrentModification
 from domain.priority import Priority
 from domain.task import ATTEMPT_OUTCOME_FIELDS, Task, TaskStatus
@@ -95,6 +96,14 @@ _SAVE_PUBLISHED = (
     .where(tasks.c.id.in_(bindparam("ids", expanding=True)), AWAITING_PUBLICATION)
     .values(published_at=bindparam("published"), version=tasks.c.version + 1)
 )
+
+
+_QUEUED_LOAD = select(
+    func.count().label("tasks"),
+    func.coalesce(func.sum(case((tasks.c.type == "batch", tasks.c.pair_count), else_=0)), 0).label(
+        "batch_pairs"
+    ),
+).where(tasks.c.tenant == bindparam("tenant"), tasks.c.status == QUEUED)
 
 
 def _locked(query: Select[tuple[object, ...]]) -> Select[tuple[object, ...]]:
@@ -187,6 +196,8 @@ class SqlTaskRepository(TaskRepository):
             conditions.append(tasks.c.type == task_filter.type.value)
         if task_filter.priority is not None:
             conditions.append(tasks.c.priority == int(task_filter.priority))
+        if task_filter.tenant is not None:  # served by ix_tasks_tenant_id
+            conditions.append(tasks.c.tenant == task_filter.tenant)
         rows = self._execute(
             select(tasks).where(*conditions).order_by(tasks.c.id.desc()).limit(limit).offset(offset)
         ).mappings()
@@ -195,6 +206,11 @@ class SqlTaskRepository(TaskRepository):
             select(func.count()).select_from(tasks).where(*conditions)
         ).scalar_one()
         return TaskPage(items=items, total=total)
+
+    def queued_load(self, tenant: str) -> QueuedLoad:
+        # Answered from ix_tasks_tenant_queued alone (tenant, type, pair_count of queued rows).
+        load = self._execute(_QUEUED_LOAD, {"tenant": tenant}).mappings().one()
+        return QueuedLoad(tasks=int(load["tasks"]), batch_pairs=int(load["batch_pairs"]))
 
     def due_for_dispatch(self, now: datetime, limit: int) -> list[Task]:
         # One statement per priority, highest first, until the batch is full (at most three):

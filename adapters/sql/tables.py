@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 
 from adapters.sql.types import ExactInteger, JsonDocument, UtcDateTime
+from domain.access import DEFAULT_TENANT
 
 metadata = MetaData(
     naming_convention={
@@ -61,6 +62,11 @@ tasks = Table(
     Column("published_at", UtcDateTime()),
     Column("lease_expires_at", UtcDateTime()),
     Column("version", Integer(), nullable=False),
+    # The owner (revision 0006): tasks made before tenants existed are the built-in tenant's.
+    Column("tenant", String(64), nullable=False, server_default=DEFAULT_TENANT),
+    # How many pairs it adds (1 for a single task), so a tenant's quota of queued batch pairs
+    # is summed from the index below without reading the pairs themselves.
+    Column("pair_count", Integer(), nullable=False, server_default="1"),
     CheckConstraint("type IN ('single', 'batch')", name="type"),
     CheckConstraint(
         "status IN ('queued', 'running', 'success', 'failed', 'cancelled')", name="status"
@@ -86,6 +92,20 @@ RUNNING_TASK = tasks.c.status == RUNNING
 Index("ix_tasks_status_id", tasks.c.status, tasks.c.id)
 Index("ix_tasks_type_id", tasks.c.type, tasks.c.id)
 Index("ix_tasks_priority_id", tasks.c.priority, tasks.c.id)
+# A tenant's list (every list but an admin's): its ids newest first, as the primary key serves
+# the unfiltered one.
+Index("ix_tasks_tenant_id", tasks.c.tenant, tasks.c.id)
+# A tenant's queued load, asked on every create while a quota is set: only queued rows, and the
+# columns the sum needs, so it is answered from the index alone.
+QUEUED_TASK = tasks.c.status == QUEUED
+Index(
+    "ix_tasks_tenant_queued",
+    tasks.c.tenant,
+    tasks.c.type,
+    tasks.c.pair_count,
+    postgresql_where=QUEUED_TASK,
+    sqlite_where=QUEUED_TASK,
+)
 
 # The dispatcher's three questions, each on a partial index that holds only the rows that can
 # answer it: small, and untouched by the bulk of finished tasks. Due tasks are published highest
@@ -113,8 +133,8 @@ Index(
 )
 
 # The first response to each keyed create (Idempotency-Key), written in the transaction that
-# stores its task. Unique per (scope, key): the scope is the client's (one built-in scope until
-# tenants come, then the tenant). `expires_at` serves the pruning and the expiry check.
+# stores its task. Unique per (scope, key): the scope is the tenant of the key that created it.
+# `expires_at` serves the pruning and the expiry check.
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
@@ -129,3 +149,24 @@ idempotency_keys = Table(
     Column("expires_at", UtcDateTime(), nullable=False),
 )
 Index("ix_idempotency_keys_expires_at", idempotency_keys.c.expires_at)
+
+# API keys (revision 0006): never the key, only its lookup prefix and HMAC-SHA256(pepper, key).
+# The prefix is unique, so authenticating a request is one read of this index.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column(
+        "id",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        Identity(),
+        primary_key=True,
+    ),
+    Column("tenant", String(64), nullable=False),
+    # Comma-separated, e.g. "tasks:read,tasks:write".
+    Column("scopes", String(128), nullable=False),
+    Column("prefix", String(32), nullable=False, unique=True),
+    Column("key_hash", String(64), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime()),
+    sqlite_autoincrement=True,
+)

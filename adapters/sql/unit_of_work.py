@@ -7,6 +7,7 @@ from typing import Self
 
 from sqlalchemy import Connection, Engine, text
 
+from adapters.sql.api_keys import SqlApiKeys
 from adapters.sql.engine import READ_ONLY
 from adapters.sql.idempotency import SqlIdempotencyKeys
 from adapters.sql.repository import SqlTaskRepository
@@ -31,6 +32,7 @@ class SqlUnitOfWork(UnitOfWork):
 
     tasks: SqlTaskRepository
     idempotency_keys: SqlIdempotencyKeys
+    api_keys: SqlApiKeys
 
     def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
         self._engine = engine
@@ -54,6 +56,7 @@ class SqlUnitOfWork(UnitOfWork):
             self._connection, read_only=self._read_only, one_statement=one_write
         )
         self.idempotency_keys = SqlIdempotencyKeys(self._connection, read_only=self._read_only)
+        self.api_keys = SqlApiKeys(self._connection, read_only=self._read_only)
         return self
 
     def _connect(self, *, read_only: bool | None = None) -> Connection:
@@ -86,10 +89,10 @@ class SqlUnitOfWork(UnitOfWork):
         if self._connection is None:
             raise RuntimeError("commit() outside `with uow:`")
         self._connection.commit()
-        self.tasks.wrote = self.idempotency_keys.wrote = False
+        self.tasks.wrote = self.idempotency_keys.wrote = self.api_keys.wrote = False
 
     def _wrote(self) -> bool:
-        return self.tasks.wrote or self.idempotency_keys.wrote
+        return self.tasks.wrote or self.idempotency_keys.wrote or self.api_keys.wrote
 
     def ping(self) -> None:
         with self._connect(read_only=True) as connection:

@@ -1,5 +1,6 @@
 """The ports: what the use cases need from the outside world, as Protocols."""
 
+from application.ports.api_keys import ApiKeys
 from application.ports.arithmetic import Arithmetic
 from application.ports.clock import Clock
 from application.ports.idempotency import (
@@ -10,9 +11,17 @@ from application.ports.idempotency import (
 )
 from application.ports.metrics import AttemptResult, Metrics, NullMetrics
 from application.ports.queue import Dispatch, QueueUnavailable, TaskQueue
-from application.ports.repository import TaskFilter, TaskPage, TaskRepository, UnitOfWork
+from application.ports.rate_limit import RateDecision, RateLimiter
+from application.ports.repository import (
+    QueuedLoad,
+    TaskFilter,
+    TaskPage,
+    TaskRepository,
+    UnitOfWork,
+)
 
 __all__ = [
+    "ApiKeys",
     "Arithmetic",
     "AttemptResult",
     "Clock",
@@ -23,6 +32,9 @@ __all__ = [
     "Metrics",
     "NullMetrics",
     "QueueUnavailable",
+    "QueuedLoad",
+    "RateDecision",
+    "RateLimiter",
     "StoredResponse",
     "TaskFilter",
     "TaskPage",

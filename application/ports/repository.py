@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self
 
+from application.ports.api_keys import ApiKeys
 from application.ports.idempotency import IdempotencyKeys
 from domain.priority import Priority
 from domain.task import Task, TaskStatus, TaskType
@@ -18,6 +19,16 @@ class TaskFilter:
     status: TaskStatus | None = None
     type: TaskType | None = None
     priority: Priority | None = None
+    # Only this tenant's tasks; None: every tenant's (an admin's list).
+    tenant: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedLoad:
+    """What a tenant has waiting: its queued tasks, and the pairs its queued batches hold."""
+
+    tasks: int
+    batch_pairs: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +90,11 @@ class TaskRepository(Protocol):
 
     def page(self, task_filter: TaskFilter, limit: int, offset: int) -> TaskPage:
         """A page of matching tasks, newest first, with the number of all matching tasks."""
+
+    def queued_load(self, tenant: str) -> QueuedLoad:
+        """How many of the tenant's tasks are queued, and how many pairs its queued batch tasks
+        hold together. Reads every queued task of the tenant (so it costs as much as its quota
+        allows, and is asked only when a quota is set)."""
 
     def due_for_dispatch(self, now: datetime, limit: int) -> list[Task]:
         """Queued, unpublished tasks whose start time has come: highest priority first (a due
@@ -142,6 +158,7 @@ class UnitOfWork(Protocol):
 
     tasks: TaskRepository
     idempotency_keys: IdempotencyKeys
+    api_keys: ApiKeys
 
     def __enter__(self) -> Self: ...
 

@@ -1,7 +1,8 @@
 """The use cases: one business act each, run by `execute` (CreateTask also has `execute_all`,
 which accepts many creates in one transaction)."""
 
-from application.use_cases._acceptance import IdempotentResponse
+from application.use_cases._acceptance import IdempotentResponse, Quota
+from application.use_cases.authenticate import Authenticate
 from application.use_cases.cancel_task import CancelTask
 from application.use_cases.change_priority import ChangePriority, ChangePriorityRequest
 from application.use_cases.check_health import CheckHealth, HealthReport
@@ -15,12 +16,16 @@ from application.use_cases.execute_task import (
     ExecuteTaskResult,
 )
 from application.use_cases.get_task import GetTask
+from application.use_cases.issue_api_key import IssueApiKey, IssuedKey
+from application.use_cases.list_api_keys import ListApiKeys
 from application.use_cases.list_tasks import ListTasks, ListTasksRequest
 from application.use_cases.prune_idempotency_keys import PruneIdempotencyKeys
 from application.use_cases.retry_task import RetryTask
+from application.use_cases.revoke_api_key import RevokeApiKey
 
 __all__ = [
     "AttemptOutcome",
+    "Authenticate",
     "CancelTask",
     "ChangePriority",
     "ChangePriorityRequest",
@@ -37,8 +42,13 @@ __all__ = [
     "GetTask",
     "HealthReport",
     "IdempotentResponse",
+    "IssueApiKey",
+    "IssuedKey",
+    "ListApiKeys",
     "ListTasks",
     "ListTasksRequest",
     "PruneIdempotencyKeys",
+    "Quota",
     "RetryTask",
+    "RevokeApiKey",
 ]

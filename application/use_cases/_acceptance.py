@@ -16,13 +16,31 @@ from application.ports import (
     UnitOfWork,
 )
 from application.use_cases._moves import publish_committed
+from domain.access import QuotaExceeded
 from domain.errors import DomainError, IdempotencyKeyInFlight, IdempotencyKeyReused
-from domain.task import Task
+from domain.task import Task, TaskType
 
 DEFAULT_KEY_TTL = timedelta(hours=24)
 # A key found taken whose record is then gone (it expired meanwhile, or its transaction rolled
 # back after all) is tried again; a key that keeps slipping away is answered as in flight.
 MAX_ROUNDS = 3
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Quota:
+    """The most a tenant may have queued at once: tasks, and pairs in batch tasks (None: no
+    limit). Checked in the transaction that stores the new tasks, against what is committed: two
+    API processes creating for one tenant at the same instant may each see room for one more."""
+
+    queued_tasks: int | None = None
+    batch_pairs: int | None = None
+
+    @property
+    def enforced(self) -> bool:
+        return self.queued_tasks is not None or self.batch_pairs is not None
+
+
+NO_QUOTA = Quota()
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +69,14 @@ def accept(
     queue: TaskQueue,
     now: datetime,
     key_ttl: timedelta = DEFAULT_KEY_TTL,
+    quota: Quota = NO_QUOTA,
     metrics: Metrics | None = None,
 ) -> list[Outcome]:
     """One outcome per candidate, in order: its new task (unkeyed), its IdempotentResponse
     (keyed), or the rule it broke: IdempotencyKeyReused if its key is held by another request,
-    IdempotencyKeyInFlight if a candidate before it in this call has the same key.
+    IdempotencyKeyInFlight if a candidate before it in this call has the same key,
+    QuotaExceeded if its tenant's queued tasks (with those accepted before it in this call)
+    already fill its quota. A replayed key is answered even when the quota is full.
 
     The new tasks and their keys' records are one transaction, so a key is never recorded
     without its task nor a task kept without its key. If a key turns out taken when it is
@@ -73,7 +94,7 @@ def accept(
     _recall(candidates, range(len(candidates)), outcomes, uow, now)
     slipped: dict[int, int] = {}
     while pending := [i for i, outcome in enumerate(outcomes) if outcome is None]:
-        taken = _store(candidates, pending, outcomes, uow, queue, now, key_ttl, metrics)
+        taken = _store(candidates, pending, outcomes, uow, queue, now, key_ttl, quota, metrics)
         _recall(candidates, taken, outcomes, uow, now)
         for i in taken:
             key = candidates[i].key
@@ -115,6 +136,7 @@ def _store(
     queue: TaskQueue,
     now: datetime,
     key_ttl: timedelta,
+    quota: Quota,
     metrics: Metrics | None,
 ) -> list[int]:
     """Commit the pending candidates' tasks with their keys and publish the due ones; settles
@@ -128,14 +150,20 @@ def _store(
             outcomes[i] = refused
     if not tasks:
         return []
-    # The publication is recorded in the same commit as the tasks, so the acceptance costs one
-    # transaction; if the broker then turns out to be down the record is undone (see
-    # publish_committed) and the tasks still count as accepted.
-    due = [task for task in tasks.values() if task.is_due(now)]
-    for task in due:
-        task.mark_published(task.created_at)
     responses: dict[int, StoredResponse] = {}
     with uow:
+        if quota.enforced:
+            for i, over in _over_quota(uow, tasks, quota).items():
+                outcomes[i] = over
+                del tasks[i]
+            if not tasks:
+                return []
+        # The publication is recorded in the same commit as the tasks, so the acceptance costs
+        # one transaction; if the broker then turns out to be down the record is undone (see
+        # publish_committed) and the tasks still count as accepted.
+        due = [task for task in tasks.values() if task.is_due(now)]
+        for task in due:
+            task.mark_published(task.created_at)
         uow.tasks.add_all(list(tasks.values()))
         records = []
         for i, task in tasks.items():
@@ -170,3 +198,22 @@ def _store(
     for i, task in tasks.items():
         outcomes[i] = IdempotentResponse(responses[i], replayed=False) if i in responses else task
     return []
+
+
+def _over_quota(uow: UnitOfWork, tasks: dict[int, Task], quota: Quota) -> dict[int, QuotaExceeded]:
+    """The new tasks that would take their tenant beyond its quota, in order of arrival: each
+    one accepted counts against those after it."""
+    loads = {tenant: uow.tasks.queued_load(tenant) for tenant in {t.tenant for t in tasks.values()}}
+    held = {tenant: [load.tasks, load.batch_pairs] for tenant, load in loads.items()}
+    refused: dict[int, QuotaExceeded] = {}
+    for i, task in tasks.items():
+        counts = held[task.tenant]
+        pairs = len(task.operands) if task.type is TaskType.BATCH else 0
+        if quota.queued_tasks is not None and counts[0] + 1 > quota.queued_tasks:
+            refused[i] = QuotaExceeded("tasks", quota.queued_tasks, counts[0])
+        elif quota.batch_pairs is not None and counts[1] + pairs > quota.batch_pairs:
+            refused[i] = QuotaExceeded("batch pairs", quota.batch_pairs, counts[1])
+        else:
+            counts[0] += 1
+            counts[1] += pairs
+    return refused

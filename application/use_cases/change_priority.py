@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from application.ports import Clock, TaskQueue, UnitOfWork
 from application.use_cases._moves import apply_move, publish_committed
+from domain.access import BUILT_IN, Principal
 from domain.priority import Priority, SchedulePolicy
 from domain.task import Task
 
@@ -12,6 +13,7 @@ from domain.task import Task
 class ChangePriorityRequest:
     task_id: int
     priority: Priority
+    principal: Principal = BUILT_IN
 
 
 class ChangePriority:
@@ -38,7 +40,7 @@ class ChangePriority:
             if task.is_due(now) and task.published_at is None:
                 task.mark_published(now)
 
-        task = apply_move(self._uow, request.task_id, move)
+        task = apply_move(self._uow, request.task_id, move, request.principal)
         if task.is_due(now) and task.published_at == now:
             publish_committed(self._uow, self._queue, [task])
         return task

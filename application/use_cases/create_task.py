@@ -8,11 +8,14 @@ from functools import partial
 from application.ports import Clock, IdempotencyKey, Metrics, NullMetrics, TaskQueue, UnitOfWork
 from application.use_cases._acceptance import (
     DEFAULT_KEY_TTL,
+    NO_QUOTA,
     Candidate,
     IdempotentResponse,
     Outcome,
+    Quota,
     accept,
 )
+from domain.access import BUILT_IN, Principal, Scope
 from domain.errors import DomainError
 from domain.priority import Priority, SchedulePolicy
 from domain.task import Task
@@ -24,6 +27,8 @@ class CreateTaskRequest:
     b: object
     priority: Priority = Priority.MEDIUM
     idempotency: IdempotencyKey | None = None
+    # Who creates it: the task is its tenant's. Needs the tasks:write scope.
+    principal: Principal = BUILT_IN
 
 
 class CreateTask:
@@ -37,7 +42,8 @@ class CreateTask:
     A request with an idempotency key creates its task only if the key holds no record younger
     than `key_ttl`: the first response is recorded with the task and given again to a request
     with the same key and fingerprint (IdempotentResponse, replayed); another fingerprint is
-    IdempotencyKeyReused."""
+    IdempotencyKeyReused. The principal needs tasks:write (Forbidden); its tenant owns the
+    task, and may hold no more queued tasks than `quota` allows (QuotaExceeded)."""
 
     def __init__(
         self,
@@ -48,6 +54,7 @@ class CreateTask:
         max_attempts: int,
         *,
         key_ttl: timedelta = DEFAULT_KEY_TTL,
+        quota: Quota = NO_QUOTA,
         metrics: Metrics | None = None,
     ) -> None:
         self._uow = uow
@@ -57,6 +64,7 @@ class CreateTask:
         self._schedule = schedule
         self._max_attempts = max_attempts
         self._key_ttl = key_ttl
+        self._quota = quota
 
     def execute(self, request: CreateTaskRequest) -> Task | IdempotentResponse:
         """The new task (an IdempotentResponse if the request has a key). Raises the
@@ -75,9 +83,12 @@ class CreateTask:
             Candidate(partial(self._task, request, now), request.idempotency)
             for request in requests
         ]
-        return accept(candidates, self._uow, self._queue, now, self._key_ttl, self._metrics)
+        return accept(
+            candidates, self._uow, self._queue, now, self._key_ttl, self._quota, self._metrics
+        )
 
     def _task(self, request: CreateTaskRequest, now: datetime) -> Task:
+        request.principal.require(Scope.WRITE)
         return Task.single(
             request.a,
             request.b,
@@ -85,4 +96,5 @@ class CreateTask:
             now=now,
             schedule=self._schedule,
             max_attempts=self._max_attempts,
+            tenant=request.principal.tenant,
         )

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from application.ports import TaskFilter, TaskPage, UnitOfWork
+from domain.access import BUILT_IN, Principal, Scope
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -10,11 +11,13 @@ class ListTasksRequest:
     filter: TaskFilter = field(default_factory=TaskFilter)
     limit: int = 50
     offset: int = 0
+    principal: Principal = BUILT_IN
 
 
 class ListTasks:
     """A page of tasks, newest first, optionally filtered by status, type and priority, with
-    the number of all matching tasks. No filter means every task."""
+    the number of all matching tasks. No filter means every task the principal may see: its
+    tenant's, or every tenant's for an admin. The principal needs tasks:read (Forbidden)."""
 
     def __init__(self, uow: UnitOfWork) -> None:
         self._uow = uow
@@ -22,5 +25,7 @@ class ListTasks:
     def execute(self, request: ListTasksRequest) -> TaskPage:
         if request.limit < 1 or request.offset < 0:
             raise ValueError("limit must be positive and offset not negative")
+        request.principal.require(Scope.READ)
+        task_filter = replace(request.filter, tenant=request.principal.visible_tenant)
         with self._uow:
-            return self._uow.tasks.page(request.filter, request.limit, request.offset)
+            return self._uow.tasks.page(task_filter, request.limit, request.offset)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from application.ports import Clock, TaskQueue, UnitOfWork
 from application.use_cases._moves import apply_move, publish_committed
+from domain.access import BUILT_IN, Principal
 from domain.priority import SchedulePolicy
 from domain.task import Task
 
@@ -18,7 +19,7 @@ class RetryTask:
         self._clock = clock
         self._schedule = schedule
 
-    def execute(self, task_id: int) -> Task:
+    def execute(self, task_id: int, principal: Principal = BUILT_IN) -> Task:
         now = self._clock.now()
 
         def move(task: Task) -> None:
@@ -26,7 +27,7 @@ class RetryTask:
             if task.is_due(now):
                 task.mark_published(now)
 
-        task = apply_move(self._uow, task_id, move)
+        task = apply_move(self._uow, task_id, move, principal)
         if task.published_at == now:
             publish_committed(self._uow, self._queue, [task])
         return task

@@ -12,6 +12,8 @@ from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
+from adapters.rate_limit import InProcessTokenBucket, RedisTokenBucket
+from application.ports import RateLimiter
 from entrypoints.api import API_PREFIX, health, tasks
 from entrypoints.api.body_limit import BodyLimitMiddleware
 from entrypoints.api.create_groups import CreateGroups
@@ -22,6 +24,7 @@ from entrypoints.api.problems import install_problem_handlers
 from entrypoints.api.task_turns import TaskTurns
 from entrypoints.container import Container
 from entrypoints.observability import configure_logging
+from entrypoints.settings import Settings
 
 # A pretty-printed pair with two 20-digit operands stays under this many bytes.
 _BYTES_PER_PAIR = 128
@@ -59,11 +62,24 @@ def create_app(container: Container | None = None) -> FastAPI:
     # A move waits for its task's turn no longer than a statement waits for the task's row.
     app.state.task_turns = TaskTurns(wait_seconds=settings.db_lock_timeout_seconds)
     app.state.in_flight_keys = InFlightKeys()
+    app.state.rate_limiter = rate_limiter(settings)
     app.include_router(tasks.router, prefix=API_PREFIX)
     app.include_router(health.router, prefix=API_PREFIX)
     install_problem_handlers(app)
     install_problem_schemas(app, [(API_PREFIX, tasks.router), (API_PREFIX, health.router)])
     return app
+
+
+def rate_limiter(settings: Settings) -> RateLimiter | None:
+    """The creates' token buckets: in Redis when the broker is Redis (shared by every API
+    process), else in this process (see adapters.rate_limit); None when the limit is off."""
+    rate = settings.creates_per_second
+    if rate is None:
+        return None
+    url = settings.broker_url or ""
+    if url.startswith(("redis://", "rediss://")):
+        return RedisTokenBucket.from_url(url, rate, settings.creates_burst)
+    return InProcessTokenBucket(rate, settings.creates_burst)
 
 
 def operation_id(route: APIRoute) -> str:

@@ -33,16 +33,39 @@ def _example(status: int, slug: str, title: str, detail: str, **extra: Any) -> d
 
 
 _DESCRIPTIONS = {
+    401: "AUTH=required and no API key, or one that is unknown or revoked "
+    "(`WWW-Authenticate: Bearer`).",
+    403: "The API key lacks the scope this call needs (tasks:read or tasks:write).",
     404: "No task has this id.",
     409: "The task's status forbids this move.",
     413: "The body is larger than any acceptable request (for a batch: more pairs than "
     "MAX_BATCH_PAIRS).",
     422: "The request is invalid (body, path or query).",
+    429: "The tenant's create rate limit or queued-task quota is spent; Retry-After says when "
+    "to try again, RateLimit-Policy and RateLimit (IETF httpapi draft) which limit.",
     503: "The task store or the broker is unreachable, or a bounded wait (a lock, a statement, "
     "a pooled connection, the task's turn) ran out; Retry-After says when to try again.",
 }
 
 _EXAMPLES = {
+    401: _example(
+        401,
+        "unauthenticated",
+        "Authentication required",
+        "the API key is missing, unknown or revoked",
+    ),
+    403: _example(
+        403,
+        "forbidden",
+        "Scope missing",
+        "this call needs the scope 'tasks:write', which the key lacks",
+    ),
+    429: _example(
+        429,
+        "rate-limited",
+        "Rate limit exceeded",
+        "too many creates: this tenant's rate limit is spent; retry later",
+    ),
     404: _example(404, "task-not-found", "Task not found", "task 42 does not exist"),
     409: _example(
         409,
@@ -88,10 +111,10 @@ def error_responses(
     described: dict[int, str] | None = None,
     examples: dict[int, dict[str, Any]] | None = None,
 ) -> dict[int | str, Any]:
-    """The `responses=` of a route that may answer with these problem statuses (503 always);
-    `described` and `examples` replace the usual description and example of a status."""
+    """The `responses=` of a route that may answer with these problem statuses (401, 403 and
+    503 always); `described` and `examples` replace the usual description and example."""
     declared: dict[int | str, Any] = {}
-    for status in (*statuses, 503):
+    for status in sorted({*statuses, 401, 403, 503}):
         model = ValidationProblem if status == 422 else Problem
         example = dict((examples or {}).get(status, _EXAMPLES[status]))
         if status == 409 and conflict:
@@ -123,6 +146,7 @@ def idempotent_create_responses(
         *statuses,
         409,
         422,
+        429,
         described={
             409: "A request with this Idempotency-Key is still being processed (retry after "
             "Retry-After seconds).",

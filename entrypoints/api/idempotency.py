@@ -31,8 +31,6 @@ from entrypoints.api import API_PREFIX
 from entrypoints.api.schemas import TaskOut
 
 HEADER = "Idempotency-Key"
-# One built-in scope until tenants come; then the tenant's id goes here.
-SCOPE = "default"
 MAX_KEY_LENGTH = 255
 # The draft's value is a Structured Field String ("..."); a bare token, as Stripe's clients
 # send it, is accepted too and names the same key. Visible ASCII without quote or backslash.
@@ -71,8 +69,9 @@ def created_response(task: Task) -> StoredResponse:
     )
 
 
-def keyed(header: str | None, route: str, body: BaseModel) -> IdempotencyKey | None:
-    """The key of a create request, None without the header."""
+def keyed(header: str | None, route: str, body: BaseModel, tenant: str) -> IdempotencyKey | None:
+    """The key of a create request, None without the header. Keys are the tenant's own: two
+    tenants using one key are two keys."""
     if header is None:
         return None
     key = header[1:-1] if header.startswith('"') else header
@@ -80,7 +79,7 @@ def keyed(header: str | None, route: str, body: BaseModel) -> IdempotencyKey | N
     # equal requests look different.
     canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     fingerprint = hashlib.sha256(f"{route}\n{canonical}".encode()).hexdigest()
-    return IdempotencyKey(scope=SCOPE, key=key, fingerprint=fingerprint, respond=created_response)
+    return IdempotencyKey(scope=tenant, key=key, fingerprint=fingerprint, respond=created_response)
 
 
 def answer(outcome: IdempotentResponse) -> Response:

@@ -2,7 +2,8 @@
 
 One place maps exceptions to statuses: domain errors, request validation, unknown routes, an
 unreachable store or broker (503), a bounded wait that ran out (503: a lock, a statement, the
-pool, a task's turn), and anything unforeseen (a 500 that reveals nothing). Every 503 carries
+pool, a task's turn), no or a bad API key (401), a missing scope (403), a spent rate limit
+or quota (429), and anything unforeseen (a 500 that reveals nothing). Every 503 carries
 Retry-After."""
 
 from http import HTTPStatus
@@ -16,6 +17,7 @@ from sqlalchemy import exc as sql_errors
 from starlette.exceptions import HTTPException
 
 from application.ports import QueueUnavailable
+from domain.access import Forbidden, InvalidTenant, QuotaExceeded, Unauthenticated
 from domain.errors import (
     BatchTooLarge,
     ConcurrentModification,
@@ -26,6 +28,7 @@ from domain.errors import (
     InvalidOperands,
     TaskNotFound,
 )
+from entrypoints.api.auth import RateLimited
 from entrypoints.api.task_turns import TaskBusy
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -51,6 +54,10 @@ class ValidationProblem(Problem):
 
 # Domain errors, most specific first: (status, slug, title).
 _DOMAIN_PROBLEMS: list[tuple[type[DomainError], int, str, str]] = [
+    (Unauthenticated, 401, "unauthenticated", "Authentication required"),
+    (Forbidden, 403, "forbidden", "Scope missing"),
+    (QuotaExceeded, 429, "quota-exceeded", "Quota exceeded"),
+    (InvalidTenant, 422, "invalid-tenant", "Invalid tenant"),
     (TaskNotFound, 404, "task-not-found", "Task not found"),
     (IllegalTransition, 409, "illegal-transition", "Move not allowed in the task's status"),
     (ConcurrentModification, 409, "concurrent-modification", "Task changed concurrently"),
@@ -106,7 +113,25 @@ async def _domain_error(_: Request, error: Exception) -> JSONResponse:
     return problem(422, str(error), slug="rule-violated", title="Business rule violated")
 
 
+# A tenant over its quota waits for its queued tasks to run: a few seconds, not milliseconds.
+QUOTA_RETRY_AFTER_SECONDS = 5
+
+
 def _extras(error: Exception) -> dict[str, Any]:
+    if isinstance(error, Unauthenticated):
+        return {"headers": {"WWW-Authenticate": 'Bearer realm="taskman"'}}
+    if isinstance(error, Forbidden):
+        challenge = f'Bearer realm="taskman", error="insufficient_scope", scope="{error.scope}"'
+        return {"headers": {"WWW-Authenticate": challenge}}
+    if isinstance(error, QuotaExceeded):
+        policy = "queued-tasks" if error.what == "tasks" else "queued-batch-pairs"
+        after = QUOTA_RETRY_AFTER_SECONDS
+        headers = {
+            "Retry-After": str(after),
+            "RateLimit-Policy": f'"{policy}";q={error.limit}',
+            "RateLimit": f'"{policy}";r={max(0, error.limit - error.held)};t={after}',
+        }
+        return {"headers": headers}
     if isinstance(error, IdempotencyKeyInFlight):
         # The first request is about to answer: a client may retry within the second.
         return {"headers": {"Retry-After": "1"}}
@@ -185,6 +210,13 @@ async def _broker_error(_: Request, error: Exception) -> JSONResponse:
     return _unavailable(f"the message broker is unreachable ({error}); try again shortly")
 
 
+async def _rate_limited(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RateLimited)
+    return problem(
+        429, str(error), slug="rate-limited", title="Rate limit exceeded", headers=error.headers
+    )
+
+
 async def _task_busy(_: Request, error: Exception) -> JSONResponse:
     return _busy("task-busy", "Task busy", str(error))
 
@@ -215,4 +247,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(sql_errors.TimeoutError, _store_error)
     app.add_exception_handler(QueueUnavailable, _broker_error)
     app.add_exception_handler(TaskBusy, _task_busy)
+    app.add_exception_handler(RateLimited, _rate_limited)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -31,6 +31,7 @@ from application.use_cases import (
 from domain.errors import TaskNotFound
 from domain.priority import Priority
 from domain.task import INT64_MAX, TaskStatus, TaskType
+from entrypoints.api.auth import Creator, Reader, Writer
 from entrypoints.api.create_groups import CreateGroups
 from entrypoints.api.docs import (
     BATCH_TOO_LARGE_EXAMPLE,
@@ -93,6 +94,7 @@ TaskId = Annotated[int, Depends(_task_id)]
     responses=idempotent_create_responses(413),
 )
 async def create_task(
+    principal: Creator,
     body: CreateTaskBody,
     response: Response,
     http: Request,
@@ -100,9 +102,9 @@ async def create_task(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Any:
     groups = _create_groups(http)
-    key = keyed(idempotency_key, "POST /tasks", body)
+    key = keyed(idempotency_key, "POST /tasks", body, principal.tenant)
     request = CreateTaskRequest(
-        a=body.a, b=body.b, priority=Priority(body.priority), idempotency=key
+        a=body.a, b=body.b, priority=Priority(body.priority), idempotency=key, principal=principal
     )
     if key is None:
         task = await groups.create(request)
@@ -124,15 +126,18 @@ async def create_task(
 )
 @inject
 def create_batch(
+    principal: Creator,
     body: CreateBatchBody,
     response: Response,
     create: Annotated[CreateBatch, Depends(Provide[Container.create_batch])],
     in_flight: InFlight,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Any:
-    key = keyed(idempotency_key, "POST /tasks/batch", body)
+    key = keyed(idempotency_key, "POST /tasks/batch", body, principal.tenant)
     pairs = [(pair["a"], pair["b"]) for pair in body.pairs]
-    request = CreateBatchRequest(pairs=pairs, priority=Priority(body.priority), idempotency=key)
+    request = CreateBatchRequest(
+        pairs=pairs, priority=Priority(body.priority), idempotency=key, principal=principal
+    )
     if key is None:
         task = create.execute(request)
         assert not isinstance(task, IdempotentResponse)
@@ -152,6 +157,7 @@ def create_batch(
 )
 @inject
 def list_tasks(
+    principal: Reader,
     list_: Annotated[ListTasks, Depends(Provide[Container.list_tasks])],
     status: Annotated[TaskStatus | None, Query(description="Only tasks in this status.")] = None,
     task_type: Annotated[
@@ -166,7 +172,9 @@ def list_tasks(
         type=task_type,
         priority=priority,
     )
-    page = list_.execute(ListTasksRequest(filter=task_filter, limit=limit, offset=offset))
+    page = list_.execute(
+        ListTasksRequest(filter=task_filter, limit=limit, offset=offset, principal=principal)
+    )
     return TaskPageOut(
         items=[TaskOut.of(task) for task in page.items],
         total=page.total,
@@ -183,10 +191,11 @@ def list_tasks(
 )
 @inject
 async def get_task(
+    principal: Reader,
     task_id: TaskId,
     get: Annotated[GetTask, Depends(Provide[Container.get_task])],
 ) -> TaskOut:
-    return TaskOut.of(await run_in_threadpool(get.execute, task_id))
+    return TaskOut.of(await run_in_threadpool(get.execute, task_id, principal))
 
 
 @router.put(
@@ -202,12 +211,15 @@ async def get_task(
 )
 @inject
 async def change_priority(
+    principal: Writer,
     task_id: TaskId,
     body: ChangePriorityBody,
     change: Annotated[ChangePriority, Depends(Provide[Container.change_priority])],
     http: Request,
 ) -> TaskOut:
-    request = ChangePriorityRequest(task_id=task_id, priority=Priority(body.priority))
+    request = ChangePriorityRequest(
+        task_id=task_id, priority=Priority(body.priority), principal=principal
+    )
     async with _turns(http).of(task_id):
         return TaskOut.of(await run_in_threadpool(change.execute, request))
 
@@ -222,12 +234,13 @@ async def change_priority(
 )
 @inject
 async def retry_task(
+    principal: Writer,
     task_id: TaskId,
     retry: Annotated[RetryTask, Depends(Provide[Container.retry_task])],
     http: Request,
 ) -> TaskOut:
     async with _turns(http).of(task_id):
-        return TaskOut.of(await run_in_threadpool(retry.execute, task_id))
+        return TaskOut.of(await run_in_threadpool(retry.execute, task_id, principal))
 
 
 @router.post(
@@ -240,12 +253,13 @@ async def retry_task(
 )
 @inject
 async def cancel_task(
+    principal: Writer,
     task_id: TaskId,
     cancel: Annotated[CancelTask, Depends(Provide[Container.cancel_task])],
     http: Request,
 ) -> TaskOut:
     async with _turns(http).of(task_id):
-        return TaskOut.of(await run_in_threadpool(cancel.execute, task_id))
+        return TaskOut.of(await run_in_threadpool(cancel.execute, task_id, principal))
 
 
 def _create_groups(http: Request) -> CreateGroups:

@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def empty_tasks(engine: Engine) -> None:
     """Empty the tables: tasks and the idempotency keys recorded with them."""
     with engine.begin() as connection:
-        for table in ("tasks", "idempotency_keys"):
+        for table in ("tasks", "idempotency_keys", "api_keys"):
             empty = "TRUNCATE" if engine.dialect.name == "postgresql" else "DELETE FROM"
             connection.execute(text(f"{empty} {table}"))
 

@@ -13,6 +13,7 @@ from adapters.sql import SqlUnitOfWork
 from domain.task import TaskStatus
 from tests.contract.idempotency_contract import IdempotencyKeysContract
 from tests.contract.repository_contract import NOW, TaskRepositoryContract, added, single, stored
+from tests.contract.tenancy_contract import ApiKeysContract, TenancyContract
 
 
 class TestPostgresRepository(TaskRepositoryContract):
@@ -34,6 +35,30 @@ class TestPostgresIdempotencyKeys(IdempotencyKeysContract):
 
 
 class TestSqliteIdempotencyKeys(IdempotencyKeysContract):
+    @pytest.fixture
+    def uow(self, sqlite_uow: SqlUnitOfWork) -> SqlUnitOfWork:
+        return sqlite_uow
+
+
+class TestPostgresTenancy(TenancyContract):
+    @pytest.fixture
+    def uow(self, pg_uow: SqlUnitOfWork) -> SqlUnitOfWork:
+        return pg_uow
+
+
+class TestSqliteTenancy(TenancyContract):
+    @pytest.fixture
+    def uow(self, sqlite_uow: SqlUnitOfWork) -> SqlUnitOfWork:
+        return sqlite_uow
+
+
+class TestPostgresApiKeys(ApiKeysContract):
+    @pytest.fixture
+    def uow(self, pg_uow: SqlUnitOfWork) -> SqlUnitOfWork:
+        return pg_uow
+
+
+class TestSqliteApiKeys(ApiKeysContract):
     @pytest.fixture
     def uow(self, sqlite_uow: SqlUnitOfWork) -> SqlUnitOfWork:
         return sqlite_uow

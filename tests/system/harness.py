@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -56,6 +57,12 @@ class RunningSystem:
         self.port = port
         self.processes = processes
         self.http = httpx.Client(base_url=self.base_url, timeout=10.0)
+        # Sent with every request of the scenarios once `authorize` gave a key (AUTH=required).
+        self.auth_headers: dict[str, str] = {}
+
+    def authorize(self, key: str) -> None:
+        self.auth_headers = {"Authorization": f"Bearer {key}"}
+        self.http.headers.update(self.auth_headers)
 
     def wait_healthy(self, timeout: float = 60.0) -> None:
         def healthy() -> bool:
@@ -101,6 +108,19 @@ class RunningSystem:
             process.signal_group(signal.SIGTERM)
         for process in self.processes.values():
             process.stop()
+
+
+def keys_cli(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m entrypoints.keys ARGS` on the system's store and pepper, as operators run it."""
+    argv = [sys.executable, "-m", "entrypoints.keys", *args]
+    return subprocess.run(argv, env=dict(env), capture_output=True, text=True, timeout=60)
+
+
+def new_key(env: Mapping[str, str], tenant: str, scopes: str) -> str:
+    """A key made with the CLI: the one line it prints on stdout."""
+    made = keys_cli(env, "create", "--tenant", tenant, "--scopes", scopes)
+    assert made.returncode == 0, made.stderr
+    return made.stdout.strip()
 
 
 @contextmanager

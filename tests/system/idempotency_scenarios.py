@@ -78,7 +78,9 @@ class RetrySafetyScenarios:
         start = threading.Barrier(DUPLICATES)
 
         def post() -> httpx.Response:
-            with httpx.Client(base_url=system.base_url, timeout=10.0) as client:
+            with httpx.Client(
+                base_url=system.base_url, timeout=10.0, headers=system.auth_headers
+            ) as client:
                 start.wait()
                 return client.post(TASKS, json=body, headers=key)
 

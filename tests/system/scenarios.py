@@ -21,6 +21,8 @@ PROBLEM_KEYS = {"type", "title", "status", "detail"}
 def curl(system: RunningSystem, command: str) -> tuple[int, Any]:
     argv = shlex.split(command.replace("localhost:8000", f"127.0.0.1:{system.port}"))
     argv[1:1] = ["-sS", "-w", "\n%{http_code}"]
+    for name, value in system.auth_headers.items():  # AUTH=required: the system's key
+        argv[1:1] = ["-H", f"{name}: {value}"]
     output = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True).stdout
     body, status = output.rsplit("\n", 1)
     return int(status), json.loads(body)

@@ -2,6 +2,7 @@ import pytest
 
 from tests.contract.idempotency_contract import IdempotencyKeysContract
 from tests.contract.repository_contract import TaskRepositoryContract
+from tests.contract.tenancy_contract import ApiKeysContract, TenancyContract
 from tests.fakes import FakeUnitOfWork
 
 
@@ -12,6 +13,18 @@ class TestInMemoryRepository(TaskRepositoryContract):
 
 
 class TestInMemoryIdempotencyKeys(IdempotencyKeysContract):
+    @pytest.fixture
+    def uow(self) -> FakeUnitOfWork:
+        return FakeUnitOfWork()
+
+
+class TestInMemoryTenancy(TenancyContract):
+    @pytest.fixture
+    def uow(self) -> FakeUnitOfWork:
+        return FakeUnitOfWork()
+
+
+class TestInMemoryApiKeys(ApiKeysContract):
     @pytest.fixture
     def uow(self) -> FakeUnitOfWork:
         return FakeUnitOfWork()

@@ -77,16 +77,20 @@ def test_every_error_response_is_a_problem_with_an_example(document: dict[str, A
             assert {"type", "title", "status", "detail"} <= set(required)
 
 
+# Every task route may answer 401 (no or a bad key) and 403 (a key without the scope).
+AUTH = ("401", "403")
+
+
 @pytest.mark.parametrize(
     ("operation", "codes"),
     [
-        (("post", "/api/v1/tasks"), {"201", "409", "413", "422", "503"}),
-        (("post", "/api/v1/tasks/batch"), {"201", "409", "413", "422", "503"}),
-        (("get", "/api/v1/tasks"), {"200", "422", "503"}),
-        (("get", "/api/v1/tasks/{task_id}"), {"200", "404", "422", "503"}),
-        (("put", "/api/v1/tasks/{task_id}"), {"200", "404", "409", "413", "422", "503"}),
-        (("post", "/api/v1/tasks/{task_id}/retry"), {"200", "404", "409", "422", "503"}),
-        (("post", "/api/v1/tasks/{task_id}/cancel"), {"200", "404", "409", "422", "503"}),
+        (("post", "/api/v1/tasks"), {"201", *AUTH, "409", "413", "422", "429", "503"}),
+        (("post", "/api/v1/tasks/batch"), {"201", *AUTH, "409", "413", "422", "429", "503"}),
+        (("get", "/api/v1/tasks"), {"200", *AUTH, "422", "503"}),
+        (("get", "/api/v1/tasks/{task_id}"), {"200", *AUTH, "404", "422", "503"}),
+        (("put", "/api/v1/tasks/{task_id}"), {"200", *AUTH, "404", "409", "413", "422", "503"}),
+        (("post", "/api/v1/tasks/{task_id}/retry"), {"200", *AUTH, "404", "409", "422", "503"}),
+        (("post", "/api/v1/tasks/{task_id}/cancel"), {"200", *AUTH, "404", "409", "422", "503"}),
         (("get", "/api/v1/health"), {"200", "503"}),
     ],
 )
@@ -218,3 +222,17 @@ def test_every_example_is_valid_against_its_schema(document: dict[str, Any]) -> 
         validator = Draft202012Validator({**schema, "components": document["components"]})
         errors = [error.message for error in validator.iter_errors(example)]
         assert not errors, (where, errors)
+
+
+def test_the_task_routes_declare_the_bearer_scheme_and_health_does_not(
+    document: dict[str, Any],
+) -> None:
+    assert document["components"]["securitySchemes"]["HTTPBearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": document["components"]["securitySchemes"]["HTTPBearer"]["description"],
+    }
+    operations = _operations(document)
+    for (method, path), operation in operations.items():
+        expected = [] if path.startswith("/api/v1/health") else [{"HTTPBearer": []}]
+        assert operation.get("security", []) == expected, (method, path)
