@@ -9,7 +9,13 @@ from application.ports.idempotency import (
     StoredResponse,
 )
 from application.ports.queue import Dispatch, QueueUnavailable, TaskQueue
-from application.ports.repository import TaskFilter, TaskPage, TaskRepository, UnitOfWork
+from application.ports.repository import (
+    TaskCounts,
+    TaskFilter,
+    TaskPage,
+    TaskRepository,
+    UnitOfWork,
+)
 
 __all__ = [
     "Arithmetic",
@@ -20,6 +26,7 @@ __all__ = [
     "IdempotencyRecord",
     "QueueUnavailable",
     "StoredResponse",
+    "TaskCounts",
     "TaskFilter",
     "TaskPage",
     "TaskQueue",

@@ -16,6 +16,7 @@ from application.use_cases.execute_task import (
 )
 from application.use_cases.get_task import GetTask
 from application.use_cases.list_tasks import ListTasks, ListTasksRequest
+from application.use_cases.prune_finished_tasks import PruneFinishedTasks
 from application.use_cases.prune_idempotency_keys import PruneIdempotencyKeys
 from application.use_cases.retry_task import RetryTask
 
@@ -39,6 +40,7 @@ __all__ = [
     "IdempotentResponse",
     "ListTasks",
     "ListTasksRequest",
+    "PruneFinishedTasks",
     "PruneIdempotencyKeys",
     "RetryTask",
 ]

@@ -10,11 +10,15 @@ class ListTasksRequest:
     filter: TaskFilter = field(default_factory=TaskFilter)
     limit: int = 50
     offset: int = 0
+    # A keyset cursor: only tasks with a smaller id (the previous page's `next_before_id`).
+    before_id: int | None = None
 
 
 class ListTasks:
     """A page of tasks, newest first, optionally filtered by status, type and priority, with
-    the number of all matching tasks. No filter means every task."""
+    the number of all matching tasks (from the exact counts) and the cursor of the next page.
+    No filter means every task. Raises ValueError for a limit below 1, a negative offset or a
+    cursor below 1."""
 
     def __init__(self, uow: UnitOfWork) -> None:
         self._uow = uow
@@ -22,5 +26,9 @@ class ListTasks:
     def execute(self, request: ListTasksRequest) -> TaskPage:
         if request.limit < 1 or request.offset < 0:
             raise ValueError("limit must be positive and offset not negative")
+        if request.before_id is not None and request.before_id < 1:
+            raise ValueError("before_id must be positive")
         with self._uow:
-            return self._uow.tasks.page(request.filter, request.limit, request.offset)
+            return self._uow.tasks.page(
+                request.filter, request.limit, request.offset, before_id=request.before_id
+            )

@@ -2,6 +2,7 @@ import pytest
 
 from tests.contract.idempotency_contract import IdempotencyKeysContract
 from tests.contract.repository_contract import TaskRepositoryContract
+from tests.contract.scale_contract import ScaleContract
 from tests.fakes import FakeUnitOfWork
 
 
@@ -12,6 +13,12 @@ class TestInMemoryRepository(TaskRepositoryContract):
 
 
 class TestInMemoryIdempotencyKeys(IdempotencyKeysContract):
+    @pytest.fixture
+    def uow(self) -> FakeUnitOfWork:
+        return FakeUnitOfWork()
+
+
+class TestInMemoryScale(ScaleContract):
     @pytest.fixture
     def uow(self) -> FakeUnitOfWork:
         return FakeUnitOfWork()
