@@ -42,10 +42,15 @@ def worker(engine: Engine, seed: int) -> Counter[str]:
     uow = SqlUnitOfWork(engine)
     moves: Counter[str] = Counter()
 
-    def some_id() -> int:
+    def some_id(status: str | None = None) -> int:
+        # A task of the status the move needs, if there is one (else any id: a move that
+        # finds nothing to do is part of the mix too).
+        where = f"WHERE status = '{status}'" if status else ""
         with engine.connect() as connection:
-            top = connection.execute(text("SELECT coalesce(max(id), 0) FROM tasks")).scalar_one()
-        return rng.randint(1, max(top, 1))
+            picked = connection.execute(
+                text(f"SELECT id FROM tasks {where} ORDER BY random() LIMIT 1")
+            ).scalar()
+        return int(picked or 1)
 
     def move(task_id: int, act: str) -> bool:
         with uow:
@@ -102,7 +107,7 @@ def worker(engine: Engine, seed: int) -> Counter[str]:
                 uow.commit()
             moves["create"] += 1
         elif act == "run":
-            ran = run_once(some_id())
+            ran = run_once(some_id("queued"))
             if ran is not None:
                 moves[ran] += 1
         elif act == "prune":
@@ -115,7 +120,7 @@ def worker(engine: Engine, seed: int) -> Counter[str]:
                 uow.tasks.fold_counts()
                 uow.commit()
             moves["prune"] += pruned > 0
-        elif move(some_id(), act):
+        elif move(some_id({"retry": "failed", "cancel": "queued"}.get(act)), act):
             moves[act] += 1
     return moves
 
