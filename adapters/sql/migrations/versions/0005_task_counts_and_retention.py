@@ -14,10 +14,11 @@ On PostgreSQL, inserts and deletes (a group of creates, a retention batch) have 
 triggers that read the statement's transition table and append one row per key (500 creates: at
 most six rows). Updates have a row-level trigger whose WHEN clause PostgreSQL evaluates without
 calling it, so only a move that changes the status or the priority pays for it (a claim, an
-outcome: two rows), and a publication or a lease renewal pays nothing. Measured with `python -m
-bench.counts_cost`, this costs a claim or an outcome about half what a statement-level update
-trigger did (its transition tables are built for every UPDATE, the dispatcher's included).
-SQLite has only row-level triggers, one delta row per row changed; it serialises writers anyway. TRUNCATE (tests, operators) empties the counts too.
+outcome: two rows), and a publication or a lease renewal pays nothing (a statement-level update
+trigger would build its transition tables for every UPDATE, the dispatcher's included). `python
+-m bench.counts_cost` measures what they add to each statement. SQLite has only row-level
+triggers, one delta row per row changed; it serialises writers anyway. TRUNCATE (tests,
+operators) empties the counts too.
 
 The counts start from the rows already there, so the migration is exact on a live table too
 (it runs in one transaction; writers wait for it).
