@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # `make run` needs only the runtime and honcho, not the test, lint and bench tools.
 RUN_STAMP := $(VENV)/.run-stamp
 
-.PHONY: install lock run migrate lint unit-test integration-test deploy-check si-test fault-test test bench clean
+.PHONY: install lock run migrate lint unit-test integration-test deploy-check si-test fault-test test bench bench-scale clean
 
 install: $(STAMP)
 
@@ -80,6 +80,14 @@ test: lint unit-test deploy-check integration-test si-test fault-test
 # Writes bench/results/latest.json and bench/results/chart.png. Needs wrk (installed if missing).
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Cost as the table grows (issue 12), not part of `make test`: taskman on a fresh PostgreSQL
+# database, its tasks table filled to 1,000,000 then 10,000,000 rows of history, each figure
+# measured at each size and compared with the table holding only queued work. Writes the table
+# into docs/benchmark.md and bench/results/scale.json. Other sizes: SIZES=100000,1000000.
+SIZES ?= 1000000,10000000
+bench-scale: $(STAMP)
+	$(BIN)/python -m bench.scale --sizes $(SIZES)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

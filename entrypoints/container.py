@@ -30,6 +30,7 @@ from application.use_cases import (
     IssueApiKey,
     ListApiKeys,
     ListTasks,
+    PruneFinishedTasks,
     PruneIdempotencyKeys,
     RetryTask,
     RevokeApiKey,
@@ -140,4 +141,11 @@ class Container(containers.DeclarativeContainer):
     )
     prune_idempotency_keys = providers.Factory(
         PruneIdempotencyKeys, uow, clock, settings.provided.dispatcher_batch_size
+    )
+    prune_finished_tasks = providers.Factory(
+        PruneFinishedTasks,
+        uow,
+        clock,
+        providers.Callable(Settings.retention, settings),
+        settings.provided.dispatcher_batch_size,
     )

@@ -4,10 +4,12 @@ Each round (see DispatchDue) returns running tasks whose lease expired to queued
 queued tasks whose message was lost, and publishes tasks whose start time has come. A round that
 published a full batch is followed by another at once; otherwise the loop sleeps
 DISPATCHER_POLL_SECONDS. About once a second a round also deletes a batch of expired idempotency
-keys (more often while there are more). An outage of the store or the broker is waited out
-and logged in two lines: one when rounds start failing, one when they succeed again (the
-failures in between only at DEBUG, so a restart of PostgreSQL is not a page of tracebacks).
-Several dispatchers may run at once: every selection skips rows another one holds (SKIP LOCKED).
+keys, and the retention deletes a batch of each finished status older than its
+RETENTION_*_SECONDS and folds the task counts (more often while more are waiting). An outage of
+the store or the broker is waited out and logged in two lines: one when rounds start failing,
+one when they succeed again (the failures in between only at DEBUG, so a restart of PostgreSQL
+is not a page of tracebacks). Several dispatchers may run at once: every selection skips rows
+another one holds (SKIP LOCKED).
 SIGTERM or SIGINT stops it after the current round."""
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 from types import FrameType
 
 from application.ports import Metrics, NullMetrics
-from application.use_cases import PruneIdempotencyKeys
+from application.use_cases import PruneFinishedTasks, PruneIdempotencyKeys
 from application.use_cases.dispatch_due import DispatchDue, DispatchReport
 from entrypoints.container import Container
 from entrypoints.observability import configure_logging, serve_metrics
@@ -42,9 +44,11 @@ class DispatcherLoop:
         batch_size: int,
         prune_keys: PruneIdempotencyKeys | None = None,
         metrics: Metrics | None = None,
+        prune_tasks: PruneFinishedTasks | None = None,
     ) -> None:
         self._dispatch_due = dispatch_due
         self._prune_keys = prune_keys
+        self._prune_tasks = prune_tasks
         self._next_prune = 0.0
         self._metrics = metrics or NullMetrics()
         self._poll_seconds = poll_seconds
@@ -107,12 +111,25 @@ class DispatcherLoop:
         self._failed_rounds = 0
 
     def _prune(self) -> None:
-        if self._prune_keys is None or time.monotonic() < self._next_prune:
+        if time.monotonic() < self._next_prune:
             return
-        pruned = self._prune_keys.execute()
-        if pruned:
-            log.info("pruned %d expired idempotency keys", pruned)
-        if pruned < self._batch_size:  # else more are waiting: prune again next round
+        more = False  # a full batch means more are waiting: prune again next round
+        if self._prune_keys is not None:
+            pruned = self._prune_keys.execute()
+            if pruned:
+                log.info("pruned %d expired idempotency keys", pruned)
+            more = pruned >= self._batch_size
+        if self._prune_tasks is not None:
+            removed = self._prune_tasks.execute()
+            # One line per round; at DEBUG when nothing was due, not to flood the log each second.
+            log.log(
+                logging.INFO if any(removed.values()) else logging.DEBUG,
+                "retention removed %d finished tasks (%s)",
+                sum(removed.values()),
+                ", ".join(f"{status.value} {n}" for status, n in removed.items()) or "none due",
+            )
+            more = more or any(n >= self._batch_size for n in removed.values())
+        if not more:
             self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
 
     def _pause_after(self, report: DispatchReport | None) -> float:
@@ -152,6 +169,7 @@ def main() -> None:
         batch_size=settings.dispatcher_batch_size,
         prune_keys=container.prune_idempotency_keys(),
         metrics=container.metrics(),
+        prune_tasks=container.prune_finished_tasks(),
     )
 
     def stop(signum: int, _frame: FrameType | None) -> None:

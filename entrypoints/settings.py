@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from application.use_cases import Quota
 from domain.priority import Priority, SchedulePolicy
 from domain.retry import RetryPolicy
+from domain.task import TaskStatus
 
 
 class Settings(BaseSettings):
@@ -125,6 +126,22 @@ class Settings(BaseSettings):
         gt=0,
         description="How long the first response to a create with an Idempotency-Key is kept "
         "and replayed to its retries; the dispatcher then prunes it.",
+    )
+    retention_success_seconds: float = Field(
+        default=7 * 86400.0,
+        ge=0,
+        description="Age (since it finished) at which a succeeded task is deleted by the "
+        "dispatcher's retention; 0 keeps them forever.",
+    )
+    retention_failed_seconds: float = Field(
+        default=30 * 86400.0,
+        ge=0,
+        description="Age at which a failed task is deleted; 0 keeps them forever.",
+    )
+    retention_cancelled_seconds: float = Field(
+        default=7 * 86400.0,
+        ge=0,
+        description="Age at which a cancelled task is deleted; 0 keeps them forever.",
     )
 
     task_failure_rate: float = Field(
@@ -269,6 +286,14 @@ class Settings(BaseSettings):
                 Priority.LOW: timedelta(seconds=self.delay_low_seconds),
             }
         )
+
+    def retention(self) -> dict[TaskStatus, timedelta]:
+        """The age of each finished status at which its tasks are pruned; 0 means never."""
+        return {
+            TaskStatus.SUCCESS: timedelta(seconds=self.retention_success_seconds),
+            TaskStatus.FAILED: timedelta(seconds=self.retention_failed_seconds),
+            TaskStatus.CANCELLED: timedelta(seconds=self.retention_cancelled_seconds),
+        }
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(

@@ -80,7 +80,8 @@ class StatementLog:
         event.listen(engine, "before_cursor_execute", self._record)
 
     def _record(self, _conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
+        # DELETE too (retention): explain() rolls back, so ANALYZE deletes nothing for good.
+        if statement.lstrip().upper().startswith(("SELECT", "DELETE")):
             self.statements.append((statement, params))
 
 
@@ -153,7 +154,19 @@ def measure(engine: Engine, now: datetime) -> None:
     for title, (task_filter, offset) in pages.items():
         with uow:
             uow.tasks.page(task_filter, 50, offset)
-        report(f"{title} (page of 50, then its total)", engine, log)
+        report(f"{title} (page of 50, then its total from the counts)", engine, log)
+    with uow:
+        first = uow.tasks.page(TaskFilter(), 50, 0)
+    assert first.next_before_id is not None
+    deep = first.next_before_id - 50 * 998  # ids are dense here: page 1,000's cursor
+    with uow:
+        uow.tasks.page(TaskFilter(), 50, 0, before_id=deep)
+        uow.tasks.page(TaskFilter(status=TaskStatus.FAILED), 50, 0, before_id=deep)
+    log.statements = [entry for entry in log.statements if "task_counts" not in entry[0]]
+    report("list, page 1,000 by cursor (no filter, then status=failed)", engine, log)
+    with uow:
+        uow.tasks.prune_finished(TaskStatus.SUCCESS, now, 500)
+    report("retention: prune_finished success (500; rolled back)", engine, log)
     with uow:
         uow.tasks.due_for_dispatch(now, 500)
     report("dispatcher: due_for_dispatch (500)", engine, log)

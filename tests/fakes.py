@@ -6,6 +6,7 @@ only through a version check; the unit of work keeps nothing that was not commit
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -22,6 +23,7 @@ from application.ports import (
     Metrics,
     QueuedLoad,
     QueueUnavailable,
+    TaskCounts,
     TaskFilter,
     TaskPage,
     TaskQueue,
@@ -61,6 +63,7 @@ class InMemoryTaskRepository(TaskRepository):
     def __init__(self, store: InMemoryStore, *, one_statement: bool = False) -> None:
         self._store = store
         self.staged: dict[int, Task] = {}
+        self.deleted: set[int] = set()
         self._statements_left = 1 if one_statement else None
 
     def _statement(self) -> None:
@@ -71,6 +74,8 @@ class InMemoryTaskRepository(TaskRepository):
             self._statements_left -= 1
 
     def _current(self, task_id: int) -> Task | None:
+        if task_id in self.deleted:
+            return None
         return self.staged.get(task_id, self._store.rows.get(task_id))
 
     def _all(self) -> list[Task]:
@@ -138,19 +143,46 @@ class InMemoryTaskRepository(TaskRepository):
         self.staged[task.id] = copy.deepcopy(recorded)
         return recorded
 
-    def page(self, task_filter: TaskFilter, limit: int, offset: int) -> TaskPage:
+    def page(
+        self, task_filter: TaskFilter, limit: int, offset: int, *, before_id: int | None = None
+    ) -> TaskPage:
         self._statement()
         matching = [
             t
             for t in self._all()
-            if (task_filter.status is None or t.status is task_filter.status)
-            and (task_filter.type is None or t.type is task_filter.type)
-            and (task_filter.priority is None or t.priority is task_filter.priority)
+            if task_filter.matches(t.status, t.priority, t.type)
             and (task_filter.tenant is None or t.tenant == task_filter.tenant)
         ]
         matching.sort(key=lambda t: t.id or 0, reverse=True)
-        items = [copy.deepcopy(t) for t in matching[offset : offset + limit]]
-        return TaskPage(items=items, total=len(matching))
+        after_cursor = [t for t in matching if before_id is None or (t.id or 0) < before_id]
+        chosen = after_cursor[offset : offset + limit + 1]
+        items = [copy.deepcopy(t) for t in chosen[:limit]]
+        total = len(matching)
+        next_before_id = items[-1].id if len(chosen) > limit and items else None
+        return TaskPage(items=items, total=total, next_before_id=next_before_id)
+
+    def counts(self) -> TaskCounts:
+        return Counter((t.status, t.priority, t.type) for t in self._all())
+
+    def prune_finished(self, status: TaskStatus, finished_before: datetime, limit: int) -> int:
+        self._statement()
+        if status not in (TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED):
+            raise ValueError(f"only finished tasks are pruned, not {status.value} ones")
+        old = self._select(
+            lambda t: (
+                t.status is status and t.finished_at is not None and t.finished_at < finished_before
+            ),
+            lambda t: t.finished_at,
+            limit,
+        )
+        for task in old:
+            assert task.id is not None
+            self.staged.pop(task.id, None)
+            self.deleted.add(task.id)
+        return len(old)
+
+    def fold_counts(self) -> None:
+        self._statement()
 
     def queued_load(self, tenant: str) -> QueuedLoad:
         self._statement()
@@ -356,12 +388,16 @@ class FakeUnitOfWork(UnitOfWork):
         tb: TracebackType | None,
     ) -> None:
         self.tasks.staged.clear()  # rollback of whatever was not committed
+        self.tasks.deleted.clear()
         self.idempotency_keys.rollback()
         self.api_keys.staged.clear()
 
     def commit(self) -> None:
         self.store.rows.update(self.tasks.staged)
+        for task_id in self.tasks.deleted:
+            self.store.rows.pop(task_id, None)
         self.tasks.staged.clear()
+        self.tasks.deleted.clear()
         self.idempotency_keys.commit()
         self.store.api_keys.update(self.api_keys.staged)
         self.api_keys.staged.clear()

@@ -13,11 +13,14 @@ from sqlalchemy import (
     Select,
     bindparam,
     case,
+    delete,
     exists,
     func,
     insert,
+    literal_column,
     or_,
     select,
+    text,
     update,
 )
 
@@ -28,12 +31,30 @@ from adapters.sql.tables import (
     QUEUED,
     RUNNING,
     RUNNING_TASK,
+    task_counts,
     tasks,
 )
-from application.ports import QueuedLoad, TaskFilter, TaskPage, TaskRepository
+from application.ports import QueuedLoad, TaskCounts, TaskFilter, TaskPage, TaskRepository
 from domain.errors import ConcurrentModification
 from domain.priority import Priority
-from domain.task import ATTEMPT_OUTCOME_FIELDS, Task, TaskStatus
+from domain.task import ATTEMPT_OUTCOME_FIELDS, Task, TaskStatus, TaskType
+
+FINISHED_STATUSES = (TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED)
+_COUNTS = select(
+    task_counts.c.status,
+    task_counts.c.priority,
+    task_counts.c.type,
+    func.sum(task_counts.c.n).label("n"),
+).group_by(task_counts.c.status, task_counts.c.priority, task_counts.c.type)
+# The deltas folded into one row per key in one statement. Under concurrent writers it is exact:
+# the DELETE takes the rows its snapshot sees, and a delta committed after it stays for the next
+# fold; a concurrent fold's rows are skipped once it commits, never counted twice.
+_FOLD_PG = text(
+    "WITH folded AS (DELETE FROM task_counts RETURNING status, priority, type, n) "
+    "INSERT INTO task_counts (status, priority, type, n) "
+    "SELECT status, priority, type, sum(n) FROM folded GROUP BY status, priority, type "
+    "HAVING sum(n) <> 0"
+)
 
 # Built once: SQLAlchemy caches the compiled SQL by statement, and these are the hot path.
 _INSERT = insert(tasks).returning(tasks.c.id)
@@ -188,7 +209,9 @@ class SqlTaskRepository(TaskRepository):
         row = self._execute(_RECORD_OUTCOME, params).mappings().first()
         return task_from_row(row) if row is not None else None
 
-    def page(self, task_filter: TaskFilter, limit: int, offset: int) -> TaskPage:
+    def page(
+        self, task_filter: TaskFilter, limit: int, offset: int, *, before_id: int | None = None
+    ) -> TaskPage:
         conditions = []
         if task_filter.status is not None:
             conditions.append(tasks.c.status == task_filter.status.value)
@@ -198,14 +221,66 @@ class SqlTaskRepository(TaskRepository):
             conditions.append(tasks.c.priority == int(task_filter.priority))
         if task_filter.tenant is not None:  # served by ix_tasks_tenant_id
             conditions.append(tasks.c.tenant == task_filter.tenant)
-        rows = self._execute(
-            select(tasks).where(*conditions).order_by(tasks.c.id.desc()).limit(limit).offset(offset)
-        ).mappings()
-        items = [task_from_row(row) for row in rows]
-        total = self._execute(
-            select(func.count()).select_from(tasks).where(*conditions)
-        ).scalar_one()
-        return TaskPage(items=items, total=total)
+        cursor = [] if before_id is None else [tasks.c.id < before_id]
+        # One row more than the page: whether it exists says if there is a next page.
+        query = (
+            select(tasks)
+            .where(*conditions, *cursor)
+            .order_by(tasks.c.id.desc())
+            .limit(limit + 1)
+            .offset(offset)
+        )
+        items = [task_from_row(row) for row in self._execute(query).mappings()]
+        more = len(items) > limit
+        del items[limit:]
+        if task_filter.tenant is None:
+            total = sum(n for key, n in self.counts().items() if task_filter.matches(*key))
+        else:
+            # The counts are kept per (status, priority, type), not per tenant: one tenant's
+            # total is counted in that tenant's rows (ix_tasks_tenant_id), growing with them.
+            total = self._execute(
+                select(func.count()).select_from(tasks).where(*conditions)
+            ).scalar_one()
+        next_before_id = items[-1].id if more and items else None
+        return TaskPage(items=items, total=total, next_before_id=next_before_id)
+
+    def counts(self) -> TaskCounts:
+        return {
+            (TaskStatus(row["status"]), Priority(row["priority"]), TaskType(row["type"])): int(
+                row["n"]
+            )
+            for row in self._execute(_COUNTS).mappings()
+            if row["n"]
+        }
+
+    def prune_finished(self, status: TaskStatus, finished_before: datetime, limit: int) -> int:
+        if status not in FINISHED_STATUSES:
+            raise ValueError(f"only finished tasks are pruned, not {status.value} ones")
+        self._will_write()
+        # The status as a literal, so PostgreSQL proves the partial ix_tasks_finished applies
+        # (see tables.QUEUED); the batch walks it oldest finish first and stops after `limit`.
+        oldest = (
+            select(tasks.c.id)
+            .where(
+                tasks.c.status == literal_column(f"'{status.value}'"),
+                tasks.c.finished_at < finished_before,
+            )
+            .order_by(tasks.c.finished_at)
+            .limit(limit)
+        )
+        statement = delete(tasks).where(tasks.c.id.in_(_locked(oldest).scalar_subquery()))
+        return int(self._execute(statement).rowcount)
+
+    def fold_counts(self) -> None:
+        self._will_write()
+        if self._connection.dialect.name == "postgresql":
+            self._execute(_FOLD_PG)
+            return
+        # SQLite: its write lock, held since BEGIN IMMEDIATE, keeps every writer out meanwhile.
+        folded = [dict(row) for row in self._execute(_COUNTS).mappings() if row["n"]]
+        self._execute(delete(task_counts))
+        if folded:
+            self._execute(insert(task_counts), folded)
 
     def queued_load(self, tenant: str) -> QueuedLoad:
         # Answered from ix_tasks_tenant_queued alone (tenant, type, pair_count of queued rows).

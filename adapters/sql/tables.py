@@ -132,6 +132,32 @@ Index(
     sqlite_where=RUNNING_TASK,
 )
 
+# Retention (PruneFinishedTasks) walks each finished status oldest finish first and stops after its
+# batch. Partial: the few queued and running rows stay out of it (revision 0005).
+FINISHED_TASK = tasks.c.status.in_(
+    [literal_column("'success'"), literal_column("'failed'"), literal_column("'cancelled'")]
+)
+Index(
+    "ix_tasks_finished",
+    tasks.c.status,
+    tasks.c.finished_at,
+    postgresql_where=FINISHED_TASK,
+    sqlite_where=FINISHED_TASK,
+)
+
+# Exact counts per (status, priority, type) as signed deltas, appended by triggers on tasks in
+# the transaction of every statement that changes them (revision 0005 has the triggers and why):
+# a count is the sum of this small table's rows, never a scan of tasks. No key: rows are only
+# appended, summed, and folded (SqlTaskRepository.fold_counts) into one row per key.
+task_counts = Table(
+    "task_counts",
+    metadata,
+    Column("status", String(16), nullable=False),
+    Column("priority", SmallInteger(), nullable=False),
+    Column("type", String(8), nullable=False),
+    Column("n", BigInteger(), nullable=False),
+)
+
 # The first response to each keyed create (Idempotency-Key), written in the transaction that
 # stores its task. Unique per (scope, key): the scope is the tenant of the key that created it.
 # `expires_at` serves the pruning and the expiry check.

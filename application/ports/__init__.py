@@ -14,6 +14,7 @@ from application.ports.queue import Dispatch, QueueUnavailable, TaskQueue
 from application.ports.rate_limit import RateDecision, RateLimiter
 from application.ports.repository import (
     QueuedLoad,
+    TaskCounts,
     TaskFilter,
     TaskPage,
     TaskRepository,
@@ -36,6 +37,7 @@ __all__ = [
     "RateDecision",
     "RateLimiter",
     "StoredResponse",
+    "TaskCounts",
     "TaskFilter",
     "TaskPage",
     "TaskQueue",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -22,6 +22,14 @@ class TaskFilter:
     # Only this tenant's tasks; None: every tenant's (an admin's list).
     tenant: str | None = None
 
+    def matches(self, status: TaskStatus, priority: Priority, type: TaskType) -> bool:
+        """Whether tasks of this (status, priority, type) pass the filter (the tenant aside)."""
+        return (
+            (self.status is None or self.status is status)
+            and (self.priority is None or self.priority is priority)
+            and (self.type is None or self.type is type)
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class QueuedLoad:
@@ -33,8 +41,16 @@ class QueuedLoad:
 
 @dataclass(frozen=True, slots=True)
 class TaskPage:
+    """`items` newest first; `total` counts every matching task, on all pages; `next_before_id`
+    is the cursor of the next page (pass it as `before_id`), None when this page is the last."""
+
     items: list[Task]
     total: int
+    next_before_id: int | None = None
+
+
+# How many tasks there are of each (status, priority, type); a key with none may be missing.
+TaskCounts = Mapping[tuple[TaskStatus, Priority, TaskType], int]
 
 
 class TaskRepository(Protocol):
@@ -88,8 +104,29 @@ class TaskRepository(Protocol):
         It never raises ConcurrentModification: no version is compared, and a concurrent writer
         of the row only makes it wait for that writer's commit."""
 
-    def page(self, task_filter: TaskFilter, limit: int, offset: int) -> TaskPage:
-        """A page of matching tasks, newest first, with the number of all matching tasks."""
+    def page(
+        self, task_filter: TaskFilter, limit: int, offset: int, *, before_id: int | None = None
+    ) -> TaskPage:
+        """A page of at most `limit` matching tasks, newest first, skipping `offset` of them;
+        with `before_id`, only tasks whose id is below it (a keyset page: its cost does not
+        grow with how deep it is, as an offset's does). `total` counts every matching task and
+        comes from the exact counts, never from a scan (see `counts`)."""
+
+    def counts(self) -> TaskCounts:
+        """How many tasks there are per (status, priority, type), exact as of this unit of
+        work's snapshot: kept by every write in its own transaction, read without scanning the
+        tasks (its cost does not grow with their number). Keys with no task may be missing."""
+
+    def prune_finished(self, status: TaskStatus, finished_before: datetime, limit: int) -> int:
+        """Delete at most `limit` tasks in `status` (a finished one: success, failed or
+        cancelled) that finished before `finished_before`, oldest finish first; rows another
+        transaction holds are skipped, never waited for. The counts follow in the same
+        transaction. Answers how many were deleted. Raises ValueError for an unfinished
+        status."""
+
+    def fold_counts(self) -> None:
+        """Housekeeping of the counts' storage (folding appended deltas into one row per key),
+        so that reading them stays cheap; changes no count. A store may have nothing to do."""
 
     def queued_load(self, tenant: str) -> QueuedLoad:
         """How many of the tenant's tasks are queued, and how many pairs its queued batch tasks

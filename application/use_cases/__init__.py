@@ -19,6 +19,7 @@ from application.use_cases.get_task import GetTask
 from application.use_cases.issue_api_key import IssueApiKey, IssuedKey
 from application.use_cases.list_api_keys import ListApiKeys
 from application.use_cases.list_tasks import ListTasks, ListTasksRequest
+from application.use_cases.prune_finished_tasks import PruneFinishedTasks
 from application.use_cases.prune_idempotency_keys import PruneIdempotencyKeys
 from application.use_cases.retry_task import RetryTask
 from application.use_cases.revoke_api_key import RevokeApiKey
@@ -47,6 +48,7 @@ __all__ = [
     "ListApiKeys",
     "ListTasks",
     "ListTasksRequest",
+    "PruneFinishedTasks",
     "PruneIdempotencyKeys",
     "Quota",
     "RetryTask",

@@ -12,12 +12,16 @@ class ListTasksRequest:
     limit: int = 50
     offset: int = 0
     principal: Principal = BUILT_IN
+    # A keyset cursor: only tasks with a smaller id (the previous page's `next_before_id`).
+    before_id: int | None = None
 
 
 class ListTasks:
     """A page of tasks, newest first, optionally filtered by status, type and priority, with
-    the number of all matching tasks. No filter means every task the principal may see: its
-    tenant's, or every tenant's for an admin. The principal needs tasks:read (Forbidden)."""
+    the number of all matching tasks (from the exact counts; one tenant's counted on its own
+    rows) and the cursor of the next page. No filter means every task the principal may see: its
+    tenant's, or every tenant's for an admin. The principal needs tasks:read (Forbidden). Raises
+    ValueError for a limit below 1, a negative offset or a cursor below 1."""
 
     def __init__(self, uow: UnitOfWork) -> None:
         self._uow = uow
@@ -26,6 +30,10 @@ class ListTasks:
         if request.limit < 1 or request.offset < 0:
             raise ValueError("limit must be positive and offset not negative")
         request.principal.require(Scope.READ)
+        if request.before_id is not None and request.before_id < 1:
+            raise ValueError("before_id must be positive")
         task_filter = replace(request.filter, tenant=request.principal.visible_tenant)
         with self._uow:
-            return self._uow.tasks.page(task_filter, request.limit, request.offset)
+            return self._uow.tasks.page(
+                task_filter, request.limit, request.offset, before_id=request.before_id
+            )

@@ -160,6 +160,12 @@ class TaskPageOut(BaseModel):
     total: int = Field(description="How many tasks match the filters, over all pages.")
     limit: int
     offset: int
+    next: int | None = Field(
+        default=None,
+        description="The cursor of the next page: pass it as `before_id` (the same filters and "
+        'limit, no offset). Null on the last page. The `Link: <...>; rel="next"` header '
+        "carries the whole URL.",
+    )
 
 
 def workers_by_queue(consumers: dict[Priority, int]) -> dict[str, int] | None:

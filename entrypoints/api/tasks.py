@@ -159,13 +159,32 @@ def create_batch(
 def list_tasks(
     principal: Reader,
     list_: Annotated[ListTasks, Depends(Provide[Container.list_tasks])],
+    request: Request,
+    response: Response,
     status: Annotated[TaskStatus | None, Query(description="Only tasks in this status.")] = None,
     task_type: Annotated[
         TaskType | None, Query(alias="type", description="Only single or only batch tasks.")
     ] = None,
     priority: Annotated[Priority | None, Query(description="Only this priority.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    offset: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=MAX_OFFSET,
+            description="Matches to skip (kept for compatibility: its cost grows with its "
+            "size; prefer `before_id`).",
+        ),
+    ] = 0,
+    before_id: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=INT64_MAX,
+            description="Keyset cursor: only tasks whose id is below it (the previous page's "
+            "`next`). A deep page costs what the first one does.",
+        ),
+    ] = None,
 ) -> TaskPageOut:
     task_filter = TaskFilter(
         status=status,
@@ -173,13 +192,26 @@ def list_tasks(
         priority=priority,
     )
     page = list_.execute(
-        ListTasksRequest(filter=task_filter, limit=limit, offset=offset, principal=principal)
+        ListTasksRequest(
+            filter=task_filter,
+            limit=limit,
+            offset=offset,
+            before_id=before_id,
+            principal=principal,
+        )
     )
+    if page.next_before_id is not None:
+        # The same filters and limit; the cursor replaces any offset (it already skips them).
+        following = request.url.remove_query_params("offset").include_query_params(
+            before_id=page.next_before_id
+        )
+        response.headers["Link"] = f'<{following}>; rel="next"'
     return TaskPageOut(
         items=[TaskOut.of(task) for task in page.items],
         total=page.total,
         limit=limit,
         offset=offset,
+        next=page.next_before_id,
     )
 
 

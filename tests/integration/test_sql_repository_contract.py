@@ -13,6 +13,7 @@ from adapters.sql import SqlUnitOfWork
 from domain.task import TaskStatus
 from tests.contract.idempotency_contract import IdempotencyKeysContract
 from tests.contract.repository_contract import NOW, TaskRepositoryContract, added, single, stored
+from tests.contract.scale_contract import ScaleContract
 from tests.contract.tenancy_contract import ApiKeysContract, TenancyContract
 
 
@@ -23,6 +24,18 @@ class TestPostgresRepository(TaskRepositoryContract):
 
 
 class TestSqliteRepository(TaskRepositoryContract):
+    @pytest.fixture
+    def uow(self, sqlite_uow: SqlUnitOfWork) -> SqlUnitOfWork:
+        return sqlite_uow
+
+
+class TestPostgresScale(ScaleContract):
+    @pytest.fixture
+    def uow(self, pg_uow: SqlUnitOfWork) -> SqlUnitOfWork:
+        return pg_uow
+
+
+class TestSqliteScale(ScaleContract):
     @pytest.fixture
     def uow(self, sqlite_uow: SqlUnitOfWork) -> SqlUnitOfWork:
         return sqlite_uow

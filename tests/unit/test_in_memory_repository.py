@@ -2,6 +2,7 @@ import pytest
 
 from tests.contract.idempotency_contract import IdempotencyKeysContract
 from tests.contract.repository_contract import TaskRepositoryContract
+from tests.contract.scale_contract import ScaleContract
 from tests.contract.tenancy_contract import ApiKeysContract, TenancyContract
 from tests.fakes import FakeUnitOfWork
 
@@ -25,6 +26,12 @@ class TestInMemoryTenancy(TenancyContract):
 
 
 class TestInMemoryApiKeys(ApiKeysContract):
+    @pytest.fixture
+    def uow(self) -> FakeUnitOfWork:
+        return FakeUnitOfWork()
+
+
+class TestInMemoryScale(ScaleContract):
     @pytest.fixture
     def uow(self) -> FakeUnitOfWork:
         return FakeUnitOfWork()

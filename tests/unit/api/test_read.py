@@ -47,6 +47,7 @@ def test_list_of_nothing_is_an_empty_page(api: Api) -> None:
         "total": 0,
         "limit": 50,
         "offset": 0,
+        "next": None,
     }
 
 
@@ -139,6 +140,10 @@ def test_a_failed_task_shows_its_error(api: Api) -> None:
         ({"offset": 10**9 + 1}, "offset"),
         ({"offset": 2**64}, "offset"),
         ({"offset": "1e400"}, "offset"),
+        ({"before_id": 0}, "before_id"),
+        ({"before_id": -1}, "before_id"),
+        ({"before_id": 2**63}, "before_id"),
+        ({"before_id": "ten"}, "before_id"),
     ],
 )
 def test_a_bad_filter_or_page_is_422(api: Api, params: dict[str, Any], where: str) -> None:
@@ -151,3 +156,48 @@ def test_the_page_bounds_themselves_are_accepted(api: Api) -> None:
     body = api.client.get("/api/v1/tasks", params={"limit": 1000, "offset": 10**9}).json()
 
     assert (body["limit"], body["offset"]) == (1000, 10**9)
+
+
+def test_a_cursor_walk_visits_every_match_once_newest_first(api: Api) -> None:
+    for a in range(7):
+        api.create(a=a, priority=1 + a % 2)
+    seen: list[int] = []
+    params: dict[str, Any] = {"priority": 1, "limit": 2}
+    while True:
+        response = api.client.get("/api/v1/tasks", params=params)
+        body = response.json()
+        assert body["total"] == 4
+        seen += [t["id"] for t in body["items"]]
+        if body["next"] is None:
+            assert "link" not in response.headers
+            break
+        assert body["next"] == body["items"][-1]["id"]
+        assert response.headers["link"] == (
+            f"<http://testserver/api/v1/tasks?priority=1&limit=2&before_id={body['next']}>; "
+            'rel="next"'
+        )
+        params["before_id"] = body["next"]
+    assert seen == [7, 5, 3, 1]
+
+
+def test_an_offset_page_names_its_next_page_by_cursor_without_the_offset(api: Api) -> None:
+    for a in range(5):
+        api.create(a=a)
+
+    response = api.client.get("/api/v1/tasks", params={"limit": 2, "offset": 1})
+
+    assert response.json()["next"] == 3
+    assert response.headers["link"] == (
+        '<http://testserver/api/v1/tasks?limit=2&before_id=3>; rel="next"'
+    )
+
+
+def test_the_last_full_page_has_no_next(api: Api) -> None:
+    for a in range(4):
+        api.create(a=a)
+
+    response = api.client.get("/api/v1/tasks", params={"limit": 2, "before_id": 3})
+
+    assert [t["id"] for t in response.json()["items"]] == [2, 1]
+    assert response.json()["next"] is None
+    assert "link" not in response.headers

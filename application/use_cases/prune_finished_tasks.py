@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+
+from application.ports import Clock, UnitOfWork
+from domain.task import TaskStatus
+
+
+class PruneFinishedTasks:
+    """Retention: delete tasks that finished longer ago than their status's age, at most
+    `batch_size` per status per call, each status in its own short transaction (row locks held
+    for one batch only, the counts kept exact in it). `retention` maps a finished status to its
+    age; a status missing from it (or with a zero age) is kept forever. Also folds the counts'
+    storage, which retention and every other write keep growing. Answers how many tasks were
+    deleted per status: as many as `batch_size` means more are waiting."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        clock: Clock,
+        retention: Mapping[TaskStatus, timedelta],
+        batch_size: int,
+    ) -> None:
+        for status in retention:
+            if status not in (TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED):
+                raise ValueError(f"only finished tasks are pruned, not {status.value} ones")
+        self._uow = uow
+        self._clock = clock
+        self._retention = {status: age for status, age in retention.items() if age > timedelta(0)}
+        self._batch_size = batch_size
+
+    def execute(self) -> dict[TaskStatus, int]:
+        pruned: dict[TaskStatus, int] = {}
+        for status, age in self._retention.items():
+            with self._uow:
+                cutoff = self._clock.now() - age
+                pruned[status] = self._uow.tasks.prune_finished(status, cutoff, self._batch_size)
+                self._uow.commit()
+        with self._uow:
+            self._uow.tasks.fold_counts()
+            self._uow.commit()
+        return pruned

@@ -1,0 +1,187 @@
+"""The repository's promises that keep its cost flat as the table grows: exact counts, keyset
+pages, retention. Subclass `ScaleContract` with a `uow` fixture holding an empty store."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+
+from application.ports import TaskFilter, UnitOfWork
+from domain.errors import TaskFailure
+from domain.priority import Priority
+from domain.task import Task, TaskStatus, TaskType
+from tests.contract.repository_contract import (
+    LEASE,
+    NOW,
+    RETRY,
+    SCHEDULE,
+    added,
+    batch,
+    single,
+    stored,
+)
+
+HOUR = timedelta(hours=1)
+
+
+def every_task(uow: UnitOfWork) -> list[Task]:
+    with uow:
+        return uow.tasks.page(TaskFilter(), 1000, 0).items
+
+
+def counted(uow: UnitOfWork) -> dict[tuple[TaskStatus, Priority, TaskType], int]:
+    with uow:
+        return {key: n for key, n in uow.tasks.counts().items() if n}
+
+
+def real_counts(uow: UnitOfWork) -> dict[tuple[TaskStatus, Priority, TaskType], int]:
+    return dict(Counter((t.status, t.priority, t.type) for t in every_task(uow)))
+
+
+def moved(uow: UnitOfWork, task_id: int, move: str, at: object = NOW) -> None:
+    with uow:
+        task = uow.tasks.get_for_update(task_id)
+        assert task is not None
+        if move == "cancel":
+            task.cancel(at)  # type: ignore[arg-type]
+        elif move == "priority":
+            task.change_priority(Priority.HIGH, NOW, SCHEDULE)
+        elif move == "retry":
+            task.retry(NOW, SCHEDULE)
+        uow.tasks.save(task)
+        uow.commit()
+
+
+def finished(uow: UnitOfWork, task: Task, outcome: str, at: object = NOW) -> int:
+    """Add, claim and finish a task (success or, its budget spent, failed) at `at`."""
+    task.max_attempts = 1
+    (task_id,) = added(uow, task)
+    with uow:
+        claimed = uow.tasks.claim(task_id, task.dispatch_no, NOW, LEASE)
+        assert claimed is not None
+        if outcome == "success":
+            claimed.complete(claimed.dispatch_no, [0] * len(claimed.pairs or [(0, 0)]), at)  # type: ignore[arg-type]
+        else:
+            claimed.fail_attempt(claimed.dispatch_no, TaskFailure("boom"), at, RETRY)  # type: ignore[arg-type]
+        assert uow.tasks.record_outcome(claimed, claimed.dispatch_no) is not None
+        uow.commit()
+    return task_id
+
+
+class ScaleContract:
+    def test_counts_follow_every_move_exactly(self, uow: UnitOfWork) -> None:
+        ids = added(uow, single(priority=Priority.LOW), single(), batch([(1, 2)], Priority.HIGH))
+        assert counted(uow) == real_counts(uow)
+        moved(uow, ids[0], "priority")
+        moved(uow, ids[1], "cancel")
+        failed = finished(uow, single(priority=Priority.LOW), "failed")
+        finished(uow, batch([(1, 1), (2, 2)]), "success")
+        moved(uow, failed, "retry")
+        with uow.one_write():
+            assert uow.tasks.claim(ids[2], 1, NOW, LEASE) is not None
+            uow.commit()
+        counts = counted(uow)
+        assert counts == real_counts(uow)
+        assert counts[(TaskStatus.RUNNING, Priority.HIGH, TaskType.BATCH)] == 1
+        assert counts[(TaskStatus.QUEUED, Priority.HIGH, TaskType.SINGLE)] == 1
+        assert sum(counts.values()) == 5
+
+    def test_counts_keep_nothing_of_a_rolled_back_write(self, uow: UnitOfWork) -> None:
+        (task_id,) = added(uow, single())
+        with uow:
+            uow.tasks.add(single())
+            task = uow.tasks.get(task_id)
+            assert task is not None
+            task.cancel(NOW)
+            uow.tasks.save(task)
+        assert counted(uow) == {(TaskStatus.QUEUED, Priority.MEDIUM, TaskType.SINGLE): 1}
+
+    def test_folding_the_counts_changes_none_of_them(self, uow: UnitOfWork) -> None:
+        ids = added(uow, *(single(priority=Priority(1 + i % 3)) for i in range(6)))
+        for task_id in ids[:3]:
+            moved(uow, task_id, "cancel")
+        before = counted(uow)
+        with uow:
+            uow.tasks.fold_counts()
+            uow.commit()
+        assert counted(uow) == before == real_counts(uow)
+        moved(uow, ids[3], "cancel")
+        with uow:
+            uow.tasks.fold_counts()
+            uow.commit()
+        assert counted(uow) == real_counts(uow)
+
+    def test_the_page_total_comes_right_for_every_filter(self, uow: UnitOfWork) -> None:
+        ids = added(uow, single(), single(priority=Priority.HIGH), batch([(1, 1)], Priority.LOW))
+        moved(uow, ids[0], "cancel")
+        filters = [
+            TaskFilter(),
+            TaskFilter(status=TaskStatus.CANCELLED),
+            TaskFilter(status=TaskStatus.QUEUED, type=TaskType.BATCH),
+            TaskFilter(priority=Priority.HIGH),
+            TaskFilter(type=TaskType.SINGLE, priority=Priority.LOW),
+        ]
+        with uow:
+            totals = [uow.tasks.page(f, 1, 0).total for f in filters]
+        assert totals == [3, 1, 1, 1, 0]
+
+    def test_keyset_pages_walk_every_match_once_newest_first(self, uow: UnitOfWork) -> None:
+        ids = added(uow, *(single(i, i, Priority(1 + i % 2)) for i in range(7)))
+        high = [task_id for i, task_id in enumerate(ids) if i % 2 == 0]
+        walked: list[int] = []
+        cursor: int | None = None
+        with uow:
+            while True:
+                page = uow.tasks.page(TaskFilter(priority=Priority.HIGH), 3, 0, before_id=cursor)
+                assert page.total == 4
+                walked += [t.id for t in page.items if t.id is not None]
+                if page.next_before_id is None:
+                    break
+                assert page.next_before_id == page.items[-1].id
+                cursor = page.next_before_id
+        assert walked == sorted(high, reverse=True)
+
+    def test_a_page_that_ends_the_matches_has_no_cursor(self, uow: UnitOfWork) -> None:
+        ids = added(uow, single(), single())
+        with uow:
+            exact = uow.tasks.page(TaskFilter(), 2, 0)
+            below = uow.tasks.page(TaskFilter(), 5, 0, before_id=ids[1])
+            offset_page = uow.tasks.page(TaskFilter(), 1, 0)
+        assert exact.next_before_id is None and len(exact.items) == 2
+        assert [t.id for t in below.items] == [ids[0]] and below.next_before_id is None
+        assert offset_page.next_before_id == ids[1]
+
+    def test_prune_deletes_the_oldest_finished_of_one_status_only(self, uow: UnitOfWork) -> None:
+        old = [
+            finished(uow, single(), "success", NOW - 3 * HOUR + timedelta(seconds=i))
+            for i in range(3)
+        ]
+        recent = finished(uow, single(), "success", NOW)
+        old_failed = finished(uow, single(), "failed", NOW - 3 * HOUR)
+        (queued,) = added(uow, single(now=NOW - 5 * HOUR))
+        with uow:
+            assert uow.tasks.prune_finished(TaskStatus.SUCCESS, NOW - HOUR, 2) == 2
+            uow.commit()
+        remaining = {t.id for t in every_task(uow)}
+        assert remaining == {old[2], recent, old_failed, queued}
+        with uow:
+            assert uow.tasks.prune_finished(TaskStatus.SUCCESS, NOW - HOUR, 2) == 1
+            assert uow.tasks.prune_finished(TaskStatus.SUCCESS, NOW - HOUR, 2) == 0
+            uow.commit()
+        assert {t.id for t in every_task(uow)} == {recent, old_failed, queued}
+        assert counted(uow) == real_counts(uow)
+        assert stored(uow, recent).status is TaskStatus.SUCCESS
+
+    def test_prune_keeps_nothing_without_commit(self, uow: UnitOfWork) -> None:
+        finished(uow, single(), "success", NOW - HOUR)
+        with uow:
+            assert uow.tasks.prune_finished(TaskStatus.SUCCESS, NOW, 10) == 1
+        assert len(every_task(uow)) == 1
+        assert sum(counted(uow).values()) == 1
+
+    @pytest.mark.parametrize("status", [TaskStatus.QUEUED, TaskStatus.RUNNING])
+    def test_prune_refuses_an_unfinished_status(self, uow: UnitOfWork, status: TaskStatus) -> None:
+        with uow, pytest.raises(ValueError):
+            uow.tasks.prune_finished(status, NOW, 10)
