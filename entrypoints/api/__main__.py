@@ -3,6 +3,8 @@ processes."""
 
 from __future__ import annotations
 
+import gc
+
 import uvicorn
 
 from entrypoints.settings import Settings
@@ -21,6 +23,9 @@ def main() -> None:
         access_log=settings.access_log,
         proxy_headers=True,
     )
+    # Stopped: skip the interpreter's last garbage collection, which walks every object the
+    # imports made (a second on a busy machine) for memory the exit returns anyway.
+    gc.freeze()
 
 
 if __name__ == "__main__":
