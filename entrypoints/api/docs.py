@@ -37,6 +37,8 @@ _DESCRIPTIONS = {
     409: "The task's status forbids this move.",
     413: "The body is larger than any acceptable request (for a batch: more pairs than "
     "MAX_BATCH_PAIRS).",
+    415: "The body is not JSON: the Content-Type header is missing or is not application/json "
+    "(Accept names the media type taken).",
     422: "The request is invalid (body, path or query).",
     503: "The task store or the broker is unreachable, or a bounded wait (a lock, a statement, "
     "a pooled connection, the task's turn) ran out; Retry-After says when to try again.",
@@ -55,6 +57,13 @@ _EXAMPLES = {
         "title": "Content Too Large",
         "status": 413,
         "detail": "the request body exceeds 12865536 bytes",
+    },
+    415: {
+        "type": "about:blank",
+        "title": "Unsupported Media Type",
+        "status": 415,
+        "detail": "the Content-Type header must be application/json (the body is JSON); this "
+        "request's is 'text/plain'",
     },
     422: _example(
         422,
@@ -105,6 +114,13 @@ def error_responses(
                 }
             },
         }
+        if status == 415:
+            declared[status]["headers"] = {
+                "Accept": {
+                    "description": "The media type the body must have: application/json.",
+                    "schema": {"type": "string"},
+                }
+            }
     return declared
 
 

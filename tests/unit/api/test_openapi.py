@@ -76,11 +76,11 @@ def test_every_error_response_is_a_problem_with_an_example(document: dict[str, A
 @pytest.mark.parametrize(
     ("operation", "codes"),
     [
-        (("post", "/api/v1/tasks"), {"201", "409", "413", "422", "503"}),
-        (("post", "/api/v1/tasks/batch"), {"201", "409", "413", "422", "503"}),
+        (("post", "/api/v1/tasks"), {"201", "409", "413", "415", "422", "503"}),
+        (("post", "/api/v1/tasks/batch"), {"201", "409", "413", "415", "422", "503"}),
         (("get", "/api/v1/tasks"), {"200", "422", "503"}),
         (("get", "/api/v1/tasks/{task_id}"), {"200", "404", "422", "503"}),
-        (("put", "/api/v1/tasks/{task_id}"), {"200", "404", "409", "413", "422", "503"}),
+        (("put", "/api/v1/tasks/{task_id}"), {"200", "404", "409", "413", "415", "422", "503"}),
         (("post", "/api/v1/tasks/{task_id}/retry"), {"200", "404", "409", "422", "503"}),
         (("post", "/api/v1/tasks/{task_id}/cancel"), {"200", "404", "409", "422", "503"}),
         (("get", "/api/v1/health"), {"200", "503"}),
@@ -212,3 +212,21 @@ def test_every_example_is_valid_against_its_schema(document: dict[str, Any]) -> 
         validator = Draft202012Validator({**schema, "components": document["components"]})
         errors = [error.message for error in validator.iter_errors(example)]
         assert not errors, (where, errors)
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        ("post", "/api/v1/tasks"),
+        ("post", "/api/v1/tasks/batch"),
+        ("put", "/api/v1/tasks/{task_id}"),
+    ],
+)
+def test_routes_with_a_body_document_the_content_type_problem(
+    document: dict[str, Any], operation: tuple[str, str]
+) -> None:
+    unsupported = _operations(document)[operation]["responses"]["415"]
+    assert "Content-Type" in unsupported["description"]
+    assert "Accept" in unsupported["headers"]
+    example = unsupported["content"]["application/problem+json"]["example"]
+    assert "Content-Type" in example["detail"]
