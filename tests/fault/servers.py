@@ -43,6 +43,7 @@ class OwnPostgres:
         self.log = self.folder / "server.log"
         self.url = f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}/{DATABASE}"
         self._admin: Engine | None = None
+        self._options = ""
 
     def _run(self, tool: str, *args: str) -> None:
         argv = [str(self._bin / tool), *args]
@@ -66,13 +67,23 @@ class OwnPostgres:
             shutil.chown(self.folder, SUPERUSER)
         self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, "-A", "trust", "--no-sync")
         # fsync off: the cluster is thrown away, and the matrix restarts it, never crashes it.
-        options = (
+        self._options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.folder}"
             " -c fsync=off -c max_connections=200"
         )
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
+        self.start_server()
         with self.admin().connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{DATABASE}"'))
+
+    def start_server(self) -> None:
+        """Start the (initdb'ed) server and wait until it accepts connections."""
+        data, log = str(self.data), str(self.log)
+        self._run("pg_ctl", "-D", data, "-l", log, "-o", self._options, "-w", "start")
+
+    def stop_server(self) -> None:
+        """`pg_ctl stop -m fast`: the server is down (every session ended) until
+        `start_server`."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def admin(self) -> Engine:
         """Autocommit, on the `postgres` database (the one that is never refused)."""
