@@ -32,8 +32,10 @@ lock: $(STAMP)
 # The whole system in the foreground: API on $$PORT (default 8000), one worker per priority queue,
 # the dispatcher; logs prefixed and interleaved; Ctrl-C stops them all. Without DATABASE_URL /
 # BROKER_URL it runs on embedded defaults under ./var (SQLite, and a broker needing no server).
+# First, once: the API's address, its Swagger UI and where the data lives.
 run: migrate
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start --procfile Procfile --port $${PORT:-8000}
+	@PORT=$${PORT:-8000} $(BIN)/python -m entrypoints.welcome
+	@PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start --procfile Procfile --port $${PORT:-8000}
 
 # Every Alembic migration not yet applied, on DATABASE_URL (unset: the SQLite file var/taskman.db).
 migrate: $(RUN_STAMP)

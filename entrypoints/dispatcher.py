@@ -14,6 +14,7 @@ SIGTERM or SIGINT stops it after the current round."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -179,6 +180,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     loop.run()
+    # Stopped: skip the interpreter's last garbage collection, which walks every object the
+    # imports made (a second on a busy machine) for memory the exit returns anyway.
+    gc.freeze()
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ _DESCRIPTIONS = {
     409: "The task's status forbids this move.",
     413: "The body is larger than any acceptable request (for a batch: more pairs than "
     "MAX_BATCH_PAIRS).",
+    415: "The body is not JSON: the Content-Type header is missing or is not application/json "
+    "(Accept names the media type taken).",
     422: "The request is invalid (body, path or query).",
     429: "The tenant's create rate limit or queued-task quota is spent; Retry-After says when "
     "to try again, RateLimit-Policy and RateLimit (IETF httpapi draft) which limit.",
@@ -78,6 +80,13 @@ _EXAMPLES = {
         "title": "Content Too Large",
         "status": 413,
         "detail": "the request body exceeds 12865536 bytes",
+    },
+    415: {
+        "type": "about:blank",
+        "title": "Unsupported Media Type",
+        "status": 415,
+        "detail": "the Content-Type header must be application/json (the body is JSON); this "
+        "request's is 'text/plain'",
     },
     422: _example(
         422,
@@ -128,6 +137,13 @@ def error_responses(
                 }
             },
         }
+        if status == 415:
+            declared[status]["headers"] = {
+                "Accept": {
+                    "description": "The media type the body must have: application/json.",
+                    "schema": {"type": "string"},
+                }
+            }
     return declared
 
 

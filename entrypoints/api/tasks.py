@@ -32,6 +32,7 @@ from domain.errors import TaskNotFound
 from domain.priority import Priority
 from domain.task import INT64_MAX, TaskStatus, TaskType
 from entrypoints.api.auth import Creator, Reader, Writer
+from entrypoints.api.content_type import require_json_body
 from entrypoints.api.create_groups import CreateGroups
 from entrypoints.api.docs import (
     BATCH_TOO_LARGE_EXAMPLE,
@@ -91,7 +92,8 @@ TaskId = Annotated[int, Depends(_task_id)]
     status_code=201,
     response_model=TaskOut,
     summary="Submit one addition a + b",
-    responses=idempotent_create_responses(413),
+    responses=idempotent_create_responses(413, 415),
+    dependencies=[Depends(require_json_body)],
 )
 async def create_task(
     principal: Creator,
@@ -122,7 +124,8 @@ async def create_task(
     status_code=201,
     response_model=TaskOut,
     summary="Submit a batch of additions, run as one task",
-    responses=idempotent_create_responses(413, examples={413: BATCH_TOO_LARGE_EXAMPLE}),
+    responses=idempotent_create_responses(413, 415, examples={413: BATCH_TOO_LARGE_EXAMPLE}),
+    dependencies=[Depends(require_json_body)],
 )
 @inject
 def create_batch(
@@ -238,8 +241,9 @@ async def get_task(
     "from now; a running or failed task keeps the new priority for a later retry; a task that "
     "succeeded or was cancelled cannot change (409).",
     responses=error_responses(
-        404, 409, 413, 422, conflict="task 42 is success; its priority can no longer change"
+        404, 409, 413, 415, 422, conflict="task 42 is success; its priority can no longer change"
     ),
+    dependencies=[Depends(require_json_body)],
 )
 @inject
 async def change_priority(

@@ -56,6 +56,7 @@ class OwnPostgres:
         self.log = self.folder / "server.log"
         self.url = f"postgresql+psycopg://{SUPERUSER}@{host}:{self.port}/{DATABASE}"
         self._admin: Engine | None = None
+        self._options = ""
 
     def _run(self, tool: str, *args: str) -> None:
         argv = [str(self._bin / tool), *args]
@@ -83,13 +84,23 @@ class OwnPostgres:
             with (self.data / "pg_hba.conf").open("a") as hba:
                 hba.write(f"host all all {self._trusted_network} trust\n")
         # fsync off: the cluster is thrown away, and the matrix restarts it, never crashes it.
-        options = (
+        self._options = (
             f"-p {self.port} -c listen_addresses={self.host}"
             f" -c unix_socket_directories={self.folder} -c fsync=off -c max_connections=200"
         )
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
+        self.start_server()
         with self.admin().connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{DATABASE}"'))
+
+    def start_server(self) -> None:
+        """Start the (initdb'ed) server and wait until it accepts connections."""
+        data, log = str(self.data), str(self.log)
+        self._run("pg_ctl", "-D", data, "-l", log, "-o", self._options, "-w", "start")
+
+    def stop_server(self) -> None:
+        """`pg_ctl stop -m fast`: the server is down (every session ended) until
+        `start_server`."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def admin(self) -> Engine:
         """Autocommit, on the `postgres` database (the one that is never refused)."""

@@ -3,15 +3,24 @@ SIGTERM stops it cleanly. Each scenario has a store and a broker of its own."""
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from adapters.sql.migrations import upgrade_to_head
 from domain.priority import Priority
 from domain.task import TaskStatus
-from tests.integration.celery_stack import OwnRedisServer, celery_stack
+from tests.fault.servers import own_postgres
+from tests.integration.celery_stack import (
+    CeleryStack,
+    OwnRedisServer,
+    celery_stack,
+    redis_database,
+)
 from tests.integration.databases import connect_admin
 
 pytestmark = pytest.mark.integration
@@ -69,3 +78,29 @@ def test_the_dispatcher_carries_on_after_the_store_was_unreachable(tmp_path: Pat
         done = stack.wait_finished(ids, timeout=30)
         assert all(t.status is TaskStatus.SUCCESS and t.attempts == 1 for t in done)
         assert dispatcher.running
+
+
+def test_each_outage_of_its_postgresql_is_one_line_and_its_end_another(tmp_path: Path) -> None:
+    with own_postgres() as server, redis_database() as broker_url:
+        upgrade_to_head(server.url)
+        stack = CeleryStack(server.url, broker_url, tmp_path)
+        try:
+            dispatcher = stack.dispatcher()
+            for outage in (1, 2):
+                server.stop_server()
+                # Several rounds fail (they are retried every 0.5 s, then less often) ...
+                dispatcher.wait_for_output(rf"(?s)(dispatch round failed.*){{{outage}}}", 10)
+                time.sleep(1.5)
+                server.start_server()
+                # ... and the outage's end is one line too, counting them.
+                dispatcher.wait_for_output(rf"(?s)(succeed again.*){{{outage}}}", 15)
+            assert dispatcher.running
+
+            log = dispatcher.output()
+            assert len(re.findall("dispatch round failed", log)) == 2, log
+            recoveries = re.findall(r"succeed again after (\d+) failed", log)
+            assert len(recoveries) == 2 and all(int(n) >= 2 for n in recoveries), log
+            assert "Traceback" not in log, log
+        finally:
+            stack.stop_all()
+            stack.container.engine().dispose()

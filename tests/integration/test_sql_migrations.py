@@ -100,3 +100,28 @@ def test_migrate_without_database_url_builds_the_embedded_sqlite_file(tmp_path: 
     database = tmp_path / "var" / "taskman.db"
     assert database.exists()
     assert "tasks" in tables_in(f"sqlite:///{database}")
+
+
+def test_migrate_on_a_database_that_does_not_exist_says_so_in_one_line(
+    pg_databases: PostgresDatabases, tmp_path: Path
+) -> None:
+    missing = pg_databases.create(migrated=False)
+    pg_databases.drop(missing)  # a well-formed URL whose database is gone
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DATA_DIR")}
+    env.update(DATABASE_URL=missing, PYTHONPATH=str(REPOSITORY))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "entrypoints.migrate"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode != 0
+    output = (done.stdout + done.stderr).strip()
+    assert len(output.splitlines()) == 1, output
+    database = missing.rsplit("/", 1)[1]
+    assert database in output and "does not exist" in output, output
+    assert "Traceback" not in output

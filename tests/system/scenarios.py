@@ -143,6 +143,13 @@ class CoreScenarios:
             ),
             422,
         )
+        for content_type in (None, "text/plain", "application/x-www-form-urlencoded"):
+            headers = {} if content_type is None else {"content-type": content_type}
+            refused = system.http.post(
+                "/api/v1/tasks", content=b'{"a": 1, "b": 2}', headers=headers
+            )
+            assert_problem(refused, 415)
+            assert "Content-Type" in refused.json()["detail"]
         assert_problem(system.http.get("/api/v1/tasks", params={"status": "lost"}), 422)
         too_many = {"pairs": [{"a": 1, "b": 1}] * 1001, "priority": 1}
         assert_problem(system.http.post("/api/v1/tasks/batch", json=too_many), 413)

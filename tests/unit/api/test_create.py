@@ -218,8 +218,6 @@ def test_a_body_that_is_not_a_batch_is_422(api: Api, body: Any) -> None:
         (b'{"a": 1, "b": ', "application/json"),
         (b"", "application/json"),
         (b"", None),
-        (b"a=1&b=2", "application/x-www-form-urlencoded"),
-        (b'{"a": 1, "b": 2}', "text/plain"),
         (b"\xff\xfe{", "application/json"),
         (b'{"a": ' + b"9" * 5000 + b', "b": 1}', "application/json"),
         (b"[" * 5000 + b"]" * 5000, "application/json"),
@@ -228,7 +226,7 @@ def test_a_body_that_is_not_a_batch_is_422(api: Api, body: Any) -> None:
     ],
     ids=lambda value: repr(value)[:40],
 )
-def test_a_malformed_or_mistyped_body_is_422(
+def test_a_malformed_or_missing_json_body_is_422(
     api: Api, content: bytes, content_type: str | None
 ) -> None:
     headers = {"content-type": content_type} if content_type else {}

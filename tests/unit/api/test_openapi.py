@@ -84,11 +84,14 @@ AUTH = ("401", "403")
 @pytest.mark.parametrize(
     ("operation", "codes"),
     [
-        (("post", "/api/v1/tasks"), {"201", *AUTH, "409", "413", "422", "429", "503"}),
-        (("post", "/api/v1/tasks/batch"), {"201", *AUTH, "409", "413", "422", "429", "503"}),
+        (("post", "/api/v1/tasks"), {"201", *AUTH, "409", "413", "415", "422", "429", "503"}),
+        (("post", "/api/v1/tasks/batch"), {"201", *AUTH, "409", "413", "415", "422", "429", "503"}),
         (("get", "/api/v1/tasks"), {"200", *AUTH, "422", "503"}),
         (("get", "/api/v1/tasks/{task_id}"), {"200", *AUTH, "404", "422", "503"}),
-        (("put", "/api/v1/tasks/{task_id}"), {"200", *AUTH, "404", "409", "413", "422", "503"}),
+        (
+            ("put", "/api/v1/tasks/{task_id}"),
+            {"200", *AUTH, "404", "409", "413", "415", "422", "503"},
+        ),
         (("post", "/api/v1/tasks/{task_id}/retry"), {"200", *AUTH, "404", "409", "422", "503"}),
         (("post", "/api/v1/tasks/{task_id}/cancel"), {"200", *AUTH, "404", "409", "422", "503"}),
         (("get", "/api/v1/health"), {"200", "503"}),
@@ -236,3 +239,21 @@ def test_the_task_routes_declare_the_bearer_scheme_and_health_does_not(
     for (method, path), operation in operations.items():
         expected = [] if path.startswith("/api/v1/health") else [{"HTTPBearer": []}]
         assert operation.get("security", []) == expected, (method, path)
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        ("post", "/api/v1/tasks"),
+        ("post", "/api/v1/tasks/batch"),
+        ("put", "/api/v1/tasks/{task_id}"),
+    ],
+)
+def test_routes_with_a_body_document_the_content_type_problem(
+    document: dict[str, Any], operation: tuple[str, str]
+) -> None:
+    unsupported = _operations(document)[operation]["responses"]["415"]
+    assert "Content-Type" in unsupported["description"]
+    assert "Accept" in unsupported["headers"]
+    example = unsupported["content"]["application/problem+json"]["example"]
+    assert "Content-Type" in example["detail"]
