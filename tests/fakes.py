@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self
 
+from application.errors import ConcurrentModification
 from application.ports import (
     Arithmetic,
     Clock,
@@ -24,7 +25,7 @@ from application.ports import (
     TaskRepository,
     UnitOfWork,
 )
-from domain.errors import ConcurrentModification, TaskFailure
+from domain.errors import TaskFailure
 from domain.priority import Priority
 from domain.task import ATTEMPT_OUTCOME_FIELDS, Pair, Task, TaskStatus, add_pairs
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     update,
 )
 
+from adapters.sql.errors import store_errors
 from adapters.sql.mapping import insert_values, mutable_values, task_from_row
 from adapters.sql.tables import (
     AWAITING_PUBLICATION,
@@ -27,8 +28,8 @@ from adapters.sql.tables import (
     RUNNING_TASK,
     tasks,
 )
+from application.errors import ConcurrentModification
 from application.ports import TaskFilter, TaskPage, TaskRepository
-from domain.errors import ConcurrentModification
 from domain.priority import Priority
 from domain.task import ATTEMPT_OUTCOME_FIELDS, Task
 
@@ -115,7 +116,8 @@ class SqlTaskRepository(TaskRepository):
             if self._statements_left == 0:
                 raise RuntimeError("a one-write unit of work runs a single statement")
             self._statements_left -= 1
-        return self._connection.execute(statement, parameters)
+        with store_errors():
+            return self._connection.execute(statement, parameters)
 
     def _will_write(self) -> None:
         if self._read_only:

@@ -9,7 +9,14 @@ from application.ports.idempotency import (
     StoredResponse,
 )
 from application.ports.queue import Dispatch, QueueUnavailable, TaskQueue
-from application.ports.repository import TaskFilter, TaskPage, TaskRepository, UnitOfWork
+from application.ports.repository import (
+    StoreBusy,
+    StoreUnavailable,
+    TaskFilter,
+    TaskPage,
+    TaskRepository,
+    UnitOfWork,
+)
 
 __all__ = [
     "Arithmetic",
@@ -19,6 +26,8 @@ __all__ = [
     "IdempotencyKeys",
     "IdempotencyRecord",
     "QueueUnavailable",
+    "StoreBusy",
+    "StoreUnavailable",
     "StoredResponse",
     "TaskFilter",
     "TaskPage",

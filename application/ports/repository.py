@@ -26,9 +26,22 @@ class TaskPage:
     total: int
 
 
+class StoreUnavailable(Exception):
+    """The task store could not be reached, or dropped the connection: nothing of the unit of
+    work's transaction is known to be durable. Any call of the store may raise it.
+
+    Its message names the failure for logs, not for clients (it may quote the driver)."""
+
+
+class StoreBusy(StoreUnavailable):
+    """A bounded wait of the store ran out: on a row lock, a statement, or a free pooled
+    connection. The store is up but saturated or contended; trying again shortly is reasonable."""
+
+
 class TaskRepository(Protocol):
     """Tasks as the source of truth sees them. Reads and writes join the unit of work's
-    transaction; nothing is durable before `UnitOfWork.commit()`."""
+    transaction; nothing is durable before `UnitOfWork.commit()`. Every call may raise
+    StoreUnavailable (StoreBusy when one of its bounded waits ran out)."""
 
     def add(self, task: Task) -> None:
         """Store a new task and give it its id (assigned by the store, never reused)."""
@@ -127,7 +140,8 @@ class TaskRepository(Protocol):
 
 class UnitOfWork(Protocol):
     """One transaction against the task store. `with uow:` begins it; leaving the block rolls
-    back whatever was not committed. The same object may be entered again for a new one."""
+    back whatever was not committed. The same object may be entered again for a new one.
+    Entering, committing and leaving may raise StoreUnavailable (StoreBusy: a bounded wait)."""
 
     tasks: TaskRepository
     idempotency_keys: IdempotencyKeys
@@ -153,4 +167,4 @@ class UnitOfWork(Protocol):
         which still confirms it. A second repository call in the block raises RuntimeError."""
 
     def ping(self) -> None:
-        """Raise if the store cannot be reached."""
+        """Raise StoreUnavailable if the store cannot be reached."""

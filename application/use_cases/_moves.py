@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
+from application.errors import TaskNotFound
 from application.ports import Dispatch, QueueUnavailable, TaskQueue, UnitOfWork
-from domain.errors import TaskNotFound
 from domain.task import Task
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+from application.errors import TaskNotFound
 from application.ports import UnitOfWork
-from domain.errors import TaskNotFound
 from domain.task import Task
 
 

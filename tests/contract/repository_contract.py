@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from application.errors import ConcurrentModification
 from application.ports import TaskFilter, UnitOfWork
-from domain.errors import ConcurrentModification, TaskFailure
+from domain.errors import TaskFailure
 from domain.priority import Priority, SchedulePolicy
 from domain.retry import RetryPolicy
 from domain.task import Task, TaskStatus, TaskType

@@ -14,8 +14,8 @@ from sqlalchemy import Engine, text
 from adapters.arithmetic import ExactArithmetic
 from adapters.clock import SystemClock
 from adapters.sql import SqlUnitOfWork
+from application.errors import ConcurrentModification
 from application.use_cases import AttemptOutcome, ExecuteTask, ExecuteTaskRequest
-from domain.errors import ConcurrentModification
 from domain.priority import Priority
 from domain.retry import RetryPolicy
 from domain.task import Task, TaskStatus

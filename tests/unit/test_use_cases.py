@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from application.errors import TaskNotFound
 from application.ports import Dispatch, TaskFilter
 from application.use_cases import (
     AttemptOutcome,
@@ -18,7 +19,6 @@ from domain.errors import (
     BatchTooLarge,
     IllegalTransition,
     InvalidOperands,
-    TaskNotFound,
 )
 from domain.priority import Priority
 from domain.task import LEASE_EXPIRED_MESSAGE, Task, TaskStatus, TaskType
