@@ -19,6 +19,7 @@ from application.ports import (
     IdempotencyKeys,
     IdempotencyRecord,
     QueueUnavailable,
+    StoreUnavailable,
     TaskFilter,
     TaskPage,
     TaskQueue,
@@ -160,16 +161,26 @@ class InMemoryTaskRepository(TaskRepository):
             limit,
         )
 
-    def save_published(self, tasks: Sequence[Task]) -> None:
+    def save_published(self, tasks: Sequence[Task], published_at: datetime) -> int:
         self._statement()
-        assert len({t.published_at for t in tasks}) <= 1, "marked published at one instant"
-        for task in tasks:  # nothing is locked here: check each version, as `save` does
+        recorded = 0
+        for task in tasks:
             assert task.id is not None
             stored = self._current(task.id)
-            if stored is None or stored.version != task.version:
-                raise ConcurrentModification(f"task {task.id} changed since it was read")
-        for task in tasks:
-            self._save(task)
+            if (
+                stored is None
+                or stored.status is not TaskStatus.QUEUED
+                or stored.published_at is not None
+                or stored.dispatch_no != task.dispatch_no
+            ):
+                continue  # moved, claimed or published by someone else meanwhile
+            stored = copy.deepcopy(stored)
+            stored.mark_published(published_at)
+            self._save(stored)
+            task.mark_published(published_at)
+            task.version = stored.version
+            recorded += 1
+        return recorded
 
     def lost_messages(
         self,
@@ -279,6 +290,8 @@ class FakeUnitOfWork(UnitOfWork):
 
     def __enter__(self) -> Self:
         one_write, self._one_write = self._one_write, False
+        if not self.available:
+            raise StoreUnavailable("database down")
         self.tasks = InMemoryTaskRepository(self.store, one_statement=one_write)
         self.idempotency_keys = InMemoryIdempotencyKeys(self.store)
         return self
@@ -300,7 +313,7 @@ class FakeUnitOfWork(UnitOfWork):
 
     def ping(self) -> None:
         if not self.available:
-            raise ConnectionError("database down")
+            raise StoreUnavailable("database down")
 
     def stored(self, task_id: int) -> Task:
         """The committed state of a task, for assertions."""

@@ -15,6 +15,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    tuple_,
     update,
 )
 
@@ -86,13 +87,18 @@ _RECORD_OUTCOME = (
     .returning(*tasks.c)
 )
 
-# The publication of a dispatcher round's tasks. Their rows are locked by the selection (FOR
-# UPDATE on PostgreSQL, the write lock SQLite's BEGIN IMMEDIATE takes), so the version cannot
-# have moved: the row count, checked against the rows still awaiting publication, suffices.
+# The publication of tasks whose messages the broker took: conditional on the dispatch number
+# the message carries, so a task moved meanwhile (a new dispatch number, not published) is not
+# taken for published. `id IN` leads the primary key; the row values only filter.
 _SAVE_PUBLISHED = (
     update(tasks)
-    .where(tasks.c.id.in_(bindparam("ids", expanding=True)), AWAITING_PUBLICATION)
+    .where(
+        tasks.c.id.in_(bindparam("ids", expanding=True)),
+        tuple_(tasks.c.id, tasks.c.dispatch_no).in_(bindparam("dispatches", expanding=True)),
+        AWAITING_PUBLICATION,
+    )
     .values(published_at=bindparam("published"), version=tasks.c.version + 1)
+    .returning(tasks.c.id)
 )
 
 
@@ -220,19 +226,21 @@ class SqlTaskRepository(TaskRepository):
             due += self._tasks(_locked(query))
         return due
 
-    def save_published(self, tasks: Sequence[Task]) -> None:
+    def save_published(self, tasks: Sequence[Task], published_at: datetime) -> int:
         if not tasks:
-            return
-        instants = {task.published_at for task in tasks}
-        if len(instants) != 1 or None in instants:
-            raise ValueError("save_published takes tasks marked published at one instant")
+            return 0
         self._will_write()
-        ids = [task.id for task in tasks]
-        params = {"ids": ids, "published": tasks[0].published_at}
-        if self._execute(_SAVE_PUBLISHED, params).rowcount != len(set(ids)):
-            raise ConcurrentModification(f"some of tasks {ids} changed since they were read")
+        params = {
+            "ids": [task.id for task in tasks],
+            "dispatches": [(task.id, task.dispatch_no) for task in tasks],
+            "published": published_at,
+        }
+        recorded = set(self._execute(_SAVE_PUBLISHED, params).scalars())
         for task in tasks:
-            task.version += 1
+            if task.id in recorded:
+                task.mark_published(published_at)
+                task.version += 1
+        return len(recorded)
 
     def lost_messages(
         self,

@@ -99,15 +99,16 @@ class TaskRepository(Protocol):
         rows stay locked against other dispatchers until the unit of work ends; rows another
         dispatcher holds are skipped, never waited for."""
 
-    def save_published(self, tasks: Sequence[Task]) -> None:
-        """Write back the publication of tasks `due_for_dispatch` selected in this unit of work,
-        once `Task.mark_published` has marked them all at one instant: one statement for all of
-        them. Their rows are locked until the unit of work ends, so nobody can have changed them
-        since they were read; each version is still incremented, as `save` would.
+    def save_published(self, tasks: Sequence[Task], published_at: datetime) -> int:
+        """Record that the message of each task's current dispatch number was published at
+        `published_at`, in one statement for all of them, where the stored task is still queued,
+        unpublished and at that dispatch number; answers how many were recorded. A task moved,
+        claimed or published by someone else since it was read is left as that writer left it.
+        Each recorded task's copy in hand is marked published and takes the incremented version,
+        as `save` would.
 
-        Raises ConcurrentModification if any of them is found changed all the same (no longer
-        queued and unpublished, or of another version); the unit of work must then not be
-        committed."""
+        Called after the broker took the messages (application/publication.py), never before:
+        nothing marks a task published that the broker does not hold."""
 
     def lost_messages(
         self,
@@ -160,7 +161,8 @@ class UnitOfWork(Protocol):
 
     def one_write(self) -> Self:
         """Ready the next `with uow:` block for a unit whose whole work is one repository call
-        that is one statement (`claim`, `save`, `add_all`), followed at once by `commit()`.
+        that is one statement (`claim`, `save`, `add_all`, `save_published`), followed at once
+        by `commit()`.
 
         One statement is atomic on its own, so the store may run it as its own transaction and
         spare the BEGIN and COMMIT round trips: the write may then be durable before `commit()`,

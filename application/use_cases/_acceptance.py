@@ -14,7 +14,7 @@ from application.ports import (
     TaskQueue,
     UnitOfWork,
 )
-from application.use_cases._moves import publish_committed
+from application.publication import publish_committed
 from domain.errors import DomainError, IdempotencyKeyInFlight, IdempotencyKeyReused
 from domain.task import Task
 
@@ -125,12 +125,6 @@ def _store(
             outcomes[i] = refused
     if not tasks:
         return []
-    # The publication is recorded in the same commit as the tasks, so the acceptance costs one
-    # transaction; if the broker then turns out to be down the record is undone (see
-    # publish_committed) and the tasks still count as accepted.
-    due = [task for task in tasks.values() if task.is_due(now)]
-    for task in due:
-        task.mark_published(task.created_at)
     responses: dict[int, StoredResponse] = {}
     with uow:
         uow.tasks.add_all(list(tasks.values()))
@@ -161,7 +155,8 @@ def _store(
         if taken:
             return taken  # leaving the block rolls the tasks back with the keys
         uow.commit()
-    publish_committed(uow, queue, due)
+    # Accepted once committed: if the broker is down now, the dispatcher publishes them later.
+    publish_committed(uow, queue, list(tasks.values()), now)
     for i, task in tasks.items():
         outcomes[i] = IdempotentResponse(responses[i], replayed=False) if i in responses else task
     return []
