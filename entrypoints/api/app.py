@@ -46,7 +46,6 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.add_api_route("/", _to_docs, include_in_schema=False)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
     container.wire(modules=[tasks, health])
-    app.state.container = container
     # A move waits for its task's turn no longer than a statement waits for the task's row.
     app.state.task_turns = TaskTurns(wait_seconds=settings.db_lock_timeout_seconds)
     app.state.in_flight_keys = InFlightKeys()

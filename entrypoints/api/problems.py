@@ -1,10 +1,12 @@
 """Every error the API returns, as RFC 9457 problem details (`application/problem+json`).
 
 One place maps exceptions to statuses: domain and application errors, request validation,
-unknown routes, an unreachable store or broker (503: the ports' StoreUnavailable and
-QueueUnavailable), a bounded wait that ran out (503: StoreBusy for a lock, a statement or the
-pool, TaskBusy for a task's turn), and anything unforeseen (a 500 that reveals nothing). Every
-503 carries Retry-After. Nothing here knows a driver: the adapters translate their errors."""
+unknown routes, an unreachable store (503: the port's StoreUnavailable), a bounded wait that ran
+out (503: StoreBusy for a lock, a statement or the pool, TaskBusy for a task's turn), and
+anything unforeseen (a 500 that reveals nothing). Every 503 carries Retry-After. No route raises
+the broker's QueueUnavailable: a committed task is the dispatcher's to publish while the broker
+is down, and health reports the broker as one of its parts. Nothing here knows a driver: the
+adapters translate their errors."""
 
 from http import HTTPStatus
 from typing import Any
@@ -16,7 +18,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from application.errors import ConcurrentModification, TaskNotFound
-from application.ports import QueueUnavailable, StoreBusy, StoreUnavailable
+from application.ports import StoreBusy, StoreUnavailable
 from domain.errors import (
     BatchTooLarge,
     DomainError,
@@ -159,11 +161,6 @@ async def _store_error(_: Request, error: Exception) -> JSONResponse:
     return _unavailable("the task store is unreachable; try again shortly")
 
 
-async def _broker_error(_: Request, error: Exception) -> JSONResponse:
-    # The message names host:port and the reason, never a credential (QueueUnavailable's promise).
-    return _unavailable(f"the message broker is unreachable ({error}); try again shortly")
-
-
 async def _task_busy(_: Request, error: Exception) -> JSONResponse:
     return _busy("task-busy", "Task busy", str(error))
 
@@ -192,6 +189,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(StoreUnavailable, _store_error)
-    app.add_exception_handler(QueueUnavailable, _broker_error)
     app.add_exception_handler(TaskBusy, _task_busy)
     app.add_exception_handler(Exception, _unexpected_error)

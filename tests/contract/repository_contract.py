@@ -21,7 +21,7 @@ from domain.task import Task, TaskStatus, TaskType
 NOW = datetime(2026, 3, 1, 9, 30, 0, 123456, tzinfo=UTC)
 SCHEDULE = SchedulePolicy()
 LEASE = timedelta(seconds=45)
-RETRY = RetryPolicy(max_attempts=3, backoff_base=timedelta(seconds=1), random=lambda: 0.5)
+RETRY = RetryPolicy(backoff_base=timedelta(seconds=1), random=lambda: 0.5)
 
 
 def single(

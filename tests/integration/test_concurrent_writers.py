@@ -42,7 +42,7 @@ from tests.integration.test_sql_concurrency import lock_waiters
 from tests.processes import wait_until
 
 LEASE = timedelta(seconds=60)
-RETRY = RetryPolicy(max_attempts=3, backoff_base=timedelta(seconds=1))
+RETRY = RetryPolicy(backoff_base=timedelta(seconds=1))
 SCHEDULE = SchedulePolicy()
 MEDIUM = SCHEDULE.delay_for(Priority.MEDIUM)
 RECORDED, STALE = AttemptOutcome.RECORDED, AttemptOutcome.STALE_MESSAGE

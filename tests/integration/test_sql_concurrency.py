@@ -23,7 +23,7 @@ from tests.contract.repository_contract import NOW, SCHEDULE, added, single, sto
 from tests.processes import wait_until
 
 LEASE = timedelta(seconds=30)
-RETRY = RetryPolicy(max_attempts=3, backoff_base=timedelta(seconds=1))
+RETRY = RetryPolicy(backoff_base=timedelta(seconds=1))
 
 
 def lock_waiters(engine: Engine) -> int:

@@ -21,7 +21,7 @@ from tests.factories import BatchTaskFactory, TaskFactory
 from tests.fakes import EPOCH
 
 SCHEDULE = SchedulePolicy()
-NO_JITTER = RetryPolicy(max_attempts=3, backoff_base=timedelta(seconds=2), jitter=0.0)
+NO_JITTER = RetryPolicy(backoff_base=timedelta(seconds=2), jitter=0.0)
 LEASE = timedelta(seconds=30)
 
 

@@ -7,7 +7,7 @@ import pytest
 from dependency_injector import providers
 from fastapi.testclient import TestClient
 
-from application.ports import QueueUnavailable, StoreUnavailable
+from application.ports import StoreUnavailable
 from tests.unit.api.conftest import Api
 from tests.unit.api.shapes import assert_problem
 
@@ -54,15 +54,8 @@ def _failing(api: Api, error: Exception) -> TestClient:
     return TestClient(api.app, raise_server_exceptions=False)
 
 
-@pytest.mark.parametrize(
-    "error",
-    [
-        StoreUnavailable("the task store is unreachable: connection refused"),
-        QueueUnavailable("broker down"),
-    ],
-    ids=["store", "broker"],
-)
-def test_an_unreachable_store_or_broker_is_503(api: Api, error: Exception) -> None:
+def test_an_unreachable_store_is_503(api: Api) -> None:
+    error = StoreUnavailable("the task store is unreachable: connection refused")
     response = _failing(api, error).get("/api/v1/tasks/1")
 
     body = assert_problem(response, 503, "unavailable")
