@@ -1,11 +1,14 @@
 """Publication (docs/glossary.md#publication): the wake-up message of a committed task that is
-due, then the record that it was sent.
+due, and the record that it was sent, in that transaction only if the broker took it.
 
-The order is one rule: the task's row is committed before its message is published, so a worker
-never receives a message for a row it cannot see yet; and its publication is recorded only
-after the broker took the message, so a task is never marked published by a write that another
-must undo when the broker turns out to be down. A task left unpublished is the dispatcher's:
-it publishes every task `Task.should_publish` names, at most one round later."""
+One order for every publisher (a create, a move, the dispatcher): the task's row is committed
+first, so a worker never receives a message for a row it cannot see yet; then one transaction
+records the publication (one conditional UPDATE, which also locks the rows), publishes, and
+commits only if the broker took the messages: no write ever marks a task published that
+another must undo. While the rows are locked, a dispatcher's selection skips them and a task
+published meanwhile by someone else is not recorded, hence not published, twice; a worker's
+claim waits for the commit, one publish round trip. A task left unpublished is the
+dispatcher's: it publishes every task `Task.should_publish` names, at most one round later."""
 
 from __future__ import annotations
 
@@ -22,50 +25,43 @@ log = logging.getLogger(__name__)
 def publish_committed(
     uow: UnitOfWork, queue: TaskQueue, tasks: Sequence[Task], now: datetime
 ) -> int:
-    """Publish those of `tasks`, just committed, that `Task.should_publish` at `now`, then record
-    their publication in one write of its own (`TaskRepository.save_published`). Answers how
-    many were published.
+    """Publish those of `tasks`, committed already, that `Task.should_publish` at `now`, in a
+    unit of work of its own (see the module's order). Answers how many were published.
 
-    Never raises for the broker or the store, since the tasks are committed either way: if the
-    broker is down nothing is recorded and 0 is answered (the dispatcher publishes them when it
-    is back); if the store fails after the broker took the messages the tasks stay unpublished,
-    and the dispatcher publishes them again (a duplicate message runs nothing twice). A task
-    moved, claimed or published by someone else in between is left as that writer left it."""
-    due = [task for task in tasks if task.should_publish(now)]
-    if not due:
-        return 0
+    Never raises for the broker or the store, since the tasks are committed either way: if
+    either is down nothing is recorded (the dispatcher publishes them later; if the store failed
+    after the broker took the messages, that is a duplicate, which the claim drops)."""
     try:
-        _publish(queue, due)
-    except QueueUnavailable as error:
-        log.warning("broker unavailable (%s): %d task(s) left for the dispatcher", error, len(due))
-        return 0
-    try:
-        with uow.one_write():
-            uow.tasks.save_published(due, now)
+        with uow:
+            published = publish_selected(uow, queue, tasks, now)
             uow.commit()
+    except QueueUnavailable as error:
+        log.warning("broker unavailable (%s): task(s) left for the dispatcher", error)
+        return 0
     except StoreUnavailable as error:
-        log.warning("published %d task(s) but could not record it (%s)", len(due), error)
-    return len(due)
+        log.warning("could not publish or record the publication of task(s): %s", error)
+        return 0
+    return published
 
 
 def publish_selected(
     uow: UnitOfWork, queue: TaskQueue, tasks: Sequence[Task], now: datetime
 ) -> int:
-    """Inside the unit of work that selected `tasks` with their rows locked
-    (`TaskRepository.due_for_dispatch`): publish those that `Task.should_publish` at `now`, then
-    record their publication in the same transaction, which the caller commits. Answers how
-    many were published.
+    """Inside an open unit of work, which the caller commits: record the publication of those
+    of `tasks` (committed already) that `Task.should_publish` at `now` and are still as read
+    (`TaskRepository.save_published`), then publish them. Answers how many.
 
-    The rows were committed before this transaction read them, so a worker sees them; its claim
-    waits for the commit behind the row lock (a publish round trip). Raises QueueUnavailable if
-    the broker is down: nothing is recorded, and the caller's rollback frees the rows."""
+    Raises QueueUnavailable if the broker is down: the caller's unit of work must then not be
+    committed (leaving it rolls the record back), and the copies in hand are as they were."""
     due = [task for task in tasks if task.should_publish(now)]
     if not due:
         return 0
-    _publish(queue, due)
-    uow.tasks.save_published(due, now)
-    return len(due)
-
-
-def _publish(queue: TaskQueue, tasks: Sequence[Task]) -> None:
-    queue.publish([Dispatch(t.id, t.dispatch_no, t.priority) for t in tasks if t.id is not None])
+    before = [(task.published_at, task.version) for task in due]
+    recorded = uow.tasks.save_published(due, now)
+    try:
+        queue.publish([Dispatch(t.id, t.dispatch_no, t.priority) for t in recorded if t.id])
+    except QueueUnavailable:
+        for task, (published_at, version) in zip(due, before, strict=True):
+            task.published_at, task.version = published_at, version
+        raise
+    return len(recorded)

@@ -161,9 +161,9 @@ class InMemoryTaskRepository(TaskRepository):
             limit,
         )
 
-    def save_published(self, tasks: Sequence[Task], published_at: datetime) -> int:
+    def save_published(self, tasks: Sequence[Task], published_at: datetime) -> list[Task]:
         self._statement()
-        recorded = 0
+        recorded = []
         for task in tasks:
             assert task.id is not None
             stored = self._current(task.id)
@@ -179,7 +179,7 @@ class InMemoryTaskRepository(TaskRepository):
             self._save(stored)
             task.mark_published(published_at)
             task.version = stored.version
-            recorded += 1
+            recorded.append(task)
         return recorded
 
     def lost_messages(
@@ -306,6 +306,8 @@ class FakeUnitOfWork(UnitOfWork):
         self.idempotency_keys.rollback()
 
     def commit(self) -> None:
+        if not self.available:
+            raise StoreUnavailable("database down")
         self.store.rows.update(self.tasks.staged)
         self.tasks.staged.clear()
         self.idempotency_keys.commit()

@@ -226,21 +226,21 @@ class SqlTaskRepository(TaskRepository):
             due += self._tasks(_locked(query))
         return due
 
-    def save_published(self, tasks: Sequence[Task], published_at: datetime) -> int:
+    def save_published(self, tasks: Sequence[Task], published_at: datetime) -> list[Task]:
         if not tasks:
-            return 0
+            return []
         self._will_write()
         params = {
             "ids": [task.id for task in tasks],
             "dispatches": [(task.id, task.dispatch_no) for task in tasks],
             "published": published_at,
         }
-        recorded = set(self._execute(_SAVE_PUBLISHED, params).scalars())
-        for task in tasks:
-            if task.id in recorded:
-                task.mark_published(published_at)
-                task.version += 1
-        return len(recorded)
+        recorded_ids = set(self._execute(_SAVE_PUBLISHED, params).scalars())
+        recorded = [task for task in tasks if task.id in recorded_ids]
+        for task in recorded:
+            task.mark_published(published_at)
+            task.version += 1
+        return recorded
 
     def lost_messages(
         self,

@@ -99,16 +99,15 @@ class TaskRepository(Protocol):
         rows stay locked against other dispatchers until the unit of work ends; rows another
         dispatcher holds are skipped, never waited for."""
 
-    def save_published(self, tasks: Sequence[Task], published_at: datetime) -> int:
-        """Record that the message of each task's current dispatch number was published at
-        `published_at`, in one statement for all of them, where the stored task is still queued,
-        unpublished and at that dispatch number; answers how many were recorded. A task moved,
-        claimed or published by someone else since it was read is left as that writer left it.
-        Each recorded task's copy in hand is marked published and takes the incremented version,
-        as `save` would.
-
-        Called after the broker took the messages (application/publication.py), never before:
-        nothing marks a task published that the broker does not hold."""
+    def save_published(self, tasks: Sequence[Task], published_at: datetime) -> list[Task]:
+        """Record the publication at `published_at` of each task's current dispatch number, in
+        one statement for all of them, where the stored task is still queued, unpublished and at
+        that dispatch number; answers those recorded, in their order. A task moved, claimed or
+        published by someone else since it was read is left as that writer left it. Each
+        recorded task's copy in hand is marked published and takes the incremented version, as
+        `save` would. The recorded rows stay locked until the unit of work ends (so that it may
+        publish them, then commit: application/publication.py); on PostgreSQL a row another
+        transaction holds is waited for, then checked again."""
 
     def lost_messages(
         self,
@@ -161,8 +160,7 @@ class UnitOfWork(Protocol):
 
     def one_write(self) -> Self:
         """Ready the next `with uow:` block for a unit whose whole work is one repository call
-        that is one statement (`claim`, `save`, `add_all`, `save_published`), followed at once
-        by `commit()`.
+        that is one statement (`claim`, `save`, `add_all`), followed at once by `commit()`.
 
         One statement is atomic on its own, so the store may run it as its own transaction and
         spare the BEGIN and COMMIT round trips: the write may then be durable before `commit()`,

@@ -29,8 +29,8 @@ class DispatchDue:
        make the count more conservative, so a long backlog of live messages is never
        republished.
     3. Queued, unpublished tasks whose start time has come (`Task.should_publish`) are
-       published, at most `batch_size`, highest priority first, and their publication recorded
-       in the transaction that selected them, once the broker took the messages.
+       published, at most `batch_size`, highest priority first, their publication recorded in
+       the transaction that selected them and committed once the broker took the messages.
 
     Several dispatchers may run at once: every selection skips rows another one holds."""
 

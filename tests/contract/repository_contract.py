@@ -411,7 +411,7 @@ class TaskRepositoryContract:
         published_at = NOW + timedelta(seconds=1)
         with uow:
             due = uow.tasks.due_for_dispatch(published_at, limit=10)
-            assert uow.tasks.save_published(due, published_at) == 3
+            assert uow.tasks.save_published(due, published_at) == due
             uow.commit()
         assert [stored(uow, i).published_at for i in ids] == [published_at] * 3
         assert [stored(uow, i).version for i in ids] == [1] * 3
@@ -444,7 +444,7 @@ class TaskRepositoryContract:
 
         everyone = [kept, moved, claimed, cancelled, published]
         with uow:
-            assert uow.tasks.save_published(everyone, later) == 1
+            assert uow.tasks.save_published(everyone, later) == [kept]
             uow.commit()
         after = {t.id: stored(uow, t.id) for t in everyone if t.id}
         assert kept.published_at == later and kept.version == 1

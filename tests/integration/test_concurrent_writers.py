@@ -241,7 +241,7 @@ def test_a_move_behind_a_dispatcher_round_waits_then_applies_on_top_of_it(
     dispatcher = SqlUnitOfWork(pg_engine)
     with ThreadPoolExecutor(1) as pool, dispatcher:
         (due,) = dispatcher.tasks.due_for_dispatch(SystemClock().now(), 10)
-        assert dispatcher.tasks.save_published([due], SystemClock().now()) == 1
+        assert dispatcher.tasks.save_published([due], SystemClock().now()) == [due]
         move = pool.submit(change_priority, Store(pg_engine, pg_uow), task_id, Priority.HIGH)
         wait_until(lambda: lock_waiters(pg_engine) == 1, 10, what="the move to wait")
         dispatcher.commit()

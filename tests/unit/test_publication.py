@@ -1,5 +1,6 @@
-"""application/publication.py: a task is published only once committed, and recorded published
-only once the broker took its message; a failure of either leaves it to the dispatcher."""
+"""application/publication.py: a task is published only once committed, and its publication is
+committed only once the broker took its message; a failure of either leaves it to the
+dispatcher."""
 
 from __future__ import annotations
 
@@ -72,13 +73,14 @@ def test_publish_committed_publishes_and_records_only_the_tasks_that_should_be(
     core.change_priority.execute(ChangePriorityRequest(task_id=ids[1] or 0, priority=Priority.LOW))
     core.queue.published.clear()
 
-    assert publish_committed(core.uow, core.queue, tasks, core.clock.now()) == 3
+    assert publish_committed(core.uow, core.queue, tasks, core.clock.now()) == 2
 
-    # All three messages went out; the one moved meanwhile (dispatch 2) is not taken for
-    # published: its message is for dispatch 1, which a worker drops as stale.
-    assert [d.task_id for d in core.queue.published] == ids
+    # The one moved since it was read (dispatch 2 now, not due yet) is neither recorded nor
+    # published: a message for its dispatch 1 would only be dropped as stale.
+    assert [d.task_id for d in core.queue.published] == [ids[0], ids[2]]
     stored = [core.uow.stored(task_id or 0) for task_id in ids]
     assert [t.published_at for t in stored] == [core.clock.now(), None, core.clock.now()]
+    assert stored[1].dispatch_no == 2
     assert now < core.clock.now()
 
 
@@ -97,7 +99,7 @@ def test_publish_committed_with_the_broker_down_records_nothing_and_does_not_rai
     assert core.dispatch_due.execute().published == 1
 
 
-def test_publish_committed_with_the_store_down_after_the_publish_leaves_it_to_the_dispatcher(
+def test_publish_committed_with_the_store_down_at_its_commit_leaves_it_to_the_dispatcher(
     core: Core,
 ) -> None:
     task = core.create_task.execute(CreateTaskRequest(a=1, b=2, priority=Priority.LOW))
@@ -110,7 +112,7 @@ def test_publish_committed_with_the_store_down_after_the_publish_leaves_it_to_th
             core.uow.available = False
 
     queue = _StoreFailsOnPublish()
-    assert publish_committed(core.uow, queue, [task], core.clock.now()) == 1
+    assert publish_committed(core.uow, queue, [task], core.clock.now()) == 0  # not recorded
 
     core.uow.available = True
     assert queue.published == [Dispatch(task.id, 1, Priority.LOW)]
