@@ -16,24 +16,36 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
-from application.ports import Dispatch, QueueUnavailable, StoreUnavailable, TaskQueue, UnitOfWork
+from application.ports import (
+    Clock,
+    Dispatch,
+    QueueUnavailable,
+    StoreUnavailable,
+    TaskQueue,
+    UnitOfWork,
+)
 from domain.task import Task
 
 log = logging.getLogger(__name__)
 
 
 def publish_committed(
-    uow: UnitOfWork, queue: TaskQueue, tasks: Sequence[Task], now: datetime
+    uow: UnitOfWork, queue: TaskQueue, clock: Clock, tasks: Sequence[Task]
 ) -> int:
-    """Publish those of `tasks`, committed already, that `Task.should_publish` at `now`, in a
-    unit of work of its own (see the module's order). Answers how many were published.
+    """Publish those of `tasks`, committed already, that `Task.should_publish` now, in a unit of
+    work of its own (see the module's order). Answers how many were published.
+
+    The time recorded is read here, just before the record and the push: the lost-message
+    sweep ranks publications by it against the messages it counts at a given time, and a time
+    read earlier (before the INSERT, say) would widen the window in which a message pushed just
+    after a count belongs to a publication recorded as before it.
 
     Never raises for the broker or the store, since the tasks are committed either way: if
     either is down nothing is recorded (the dispatcher publishes them later; if the store failed
     after the broker took the messages, that is a duplicate, which the claim drops)."""
     try:
         with uow:
-            published = publish_selected(uow, queue, tasks, now)
+            published = publish_selected(uow, queue, tasks, clock.now())
             uow.commit()
     except QueueUnavailable as error:
         log.warning("broker unavailable (%s): task(s) left for the dispatcher", error)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from application.ports import (
+    Clock,
     IdempotencyKey,
     IdempotencyRecord,
     StoredResponse,
@@ -48,6 +49,7 @@ def accept(
     candidates: Sequence[Candidate],
     uow: UnitOfWork,
     queue: TaskQueue,
+    clock: Clock,
     now: datetime,
     key_ttl: timedelta = DEFAULT_KEY_TTL,
 ) -> list[Outcome]:
@@ -71,7 +73,7 @@ def accept(
     _recall(candidates, range(len(candidates)), outcomes, uow, now)
     slipped: dict[int, int] = {}
     while pending := [i for i, outcome in enumerate(outcomes) if outcome is None]:
-        taken = _store(candidates, pending, outcomes, uow, queue, now, key_ttl)
+        taken = _store(candidates, pending, outcomes, uow, queue, clock, now, key_ttl)
         _recall(candidates, taken, outcomes, uow, now)
         for i in taken:
             key = candidates[i].key
@@ -111,6 +113,7 @@ def _store(
     outcomes: list[Outcome | None],
     uow: UnitOfWork,
     queue: TaskQueue,
+    clock: Clock,
     now: datetime,
     key_ttl: timedelta,
 ) -> list[int]:
@@ -156,7 +159,7 @@ def _store(
             return taken  # leaving the block rolls the tasks back with the keys
         uow.commit()
     # Accepted once committed: if the broker is down now, the dispatcher publishes them later.
-    publish_committed(uow, queue, list(tasks.values()), now)
+    publish_committed(uow, queue, clock, list(tasks.values()))
     for i, task in tasks.items():
         outcomes[i] = IdempotentResponse(responses[i], replayed=False) if i in responses else task
     return []

@@ -39,5 +39,5 @@ class ChangePriority:
             request.task_id,
             lambda task: task.change_priority(request.priority, now, self._schedule),
         )
-        publish_committed(self._uow, self._queue, [task], now)
+        publish_committed(self._uow, self._queue, self._clock, [task])
         return task

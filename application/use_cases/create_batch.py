@@ -65,7 +65,7 @@ class CreateBatch:
             )
 
         candidate = Candidate(build, request.idempotency)
-        (outcome,) = accept([candidate], self._uow, self._queue, now, self._key_ttl)
+        (outcome,) = accept([candidate], self._uow, self._queue, self._clock, now, self._key_ttl)
         if isinstance(outcome, DomainError):
             raise outcome
         return outcome

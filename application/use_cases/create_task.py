@@ -72,7 +72,7 @@ class CreateTask:
             Candidate(partial(self._task, request, now), request.idempotency)
             for request in requests
         ]
-        return accept(candidates, self._uow, self._queue, now, self._key_ttl)
+        return accept(candidates, self._uow, self._queue, self._clock, now, self._key_ttl)
 
     def _task(self, request: CreateTaskRequest, now: datetime) -> Task:
         return Task.single(

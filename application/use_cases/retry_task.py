@@ -24,5 +24,5 @@ class RetryTask:
         now = self._clock.now()
 
         task = apply_move(self._uow, task_id, lambda task: task.retry(now, self._schedule))
-        publish_committed(self._uow, self._queue, [task], now)
+        publish_committed(self._uow, self._queue, self._clock, [task])
         return task

@@ -73,7 +73,7 @@ def test_publish_committed_publishes_and_records_only_the_tasks_that_should_be(
     core.change_priority.execute(ChangePriorityRequest(task_id=ids[1] or 0, priority=Priority.LOW))
     core.queue.published.clear()
 
-    assert publish_committed(core.uow, core.queue, tasks, core.clock.now()) == 2
+    assert publish_committed(core.uow, core.queue, core.clock, tasks) == 2
 
     # The one moved since it was read (dispatch 2 now, not due yet) is neither recorded nor
     # published: a message for its dispatch 1 would only be dropped as stale.
@@ -92,7 +92,7 @@ def test_publish_committed_with_the_broker_down_records_nothing_and_does_not_rai
     core.clock.advance(10)
     core.queue.available = False
 
-    assert publish_committed(core.uow, core.queue, [task], core.clock.now()) == 0
+    assert publish_committed(core.uow, core.queue, core.clock, [task]) == 0
 
     assert core.uow.stored(task.id).published_at is None
     core.queue.available = True
@@ -112,7 +112,7 @@ def test_publish_committed_with_the_store_down_at_its_commit_leaves_it_to_the_di
             core.uow.available = False
 
     queue = _StoreFailsOnPublish()
-    assert publish_committed(core.uow, queue, [task], core.clock.now()) == 0  # not recorded
+    assert publish_committed(core.uow, queue, core.clock, [task]) == 0  # not recorded
 
     core.uow.available = True
     assert queue.published == [Dispatch(task.id, 1, Priority.LOW)]
