@@ -161,6 +161,20 @@ class InMemoryTaskRepository(TaskRepository):
             limit,
         )
 
+    def lock_awaiting_publication(self, tasks: Sequence[Task]) -> list[Task]:
+        self._statement()
+        return [task for task in tasks if self._awaits_publication(task)]
+
+    def _awaits_publication(self, task: Task) -> bool:
+        assert task.id is not None
+        stored = self._current(task.id)
+        return (
+            stored is not None
+            and stored.status is TaskStatus.QUEUED
+            and stored.published_at is None
+            and stored.dispatch_no == task.dispatch_no
+        )
+
     def save_published(self, tasks: Sequence[Task], published_at: datetime) -> list[Task]:
         self._statement()
         recorded = []

@@ -87,6 +87,17 @@ _RECORD_OUTCOME = (
     .returning(*tasks.c)
 )
 
+# The rows of tasks about to be published, locked so that a dispatcher's selection skips them.
+_LOCK_AWAITING_PUBLICATION = (
+    select(tasks.c.id)
+    .where(
+        tasks.c.id.in_(bindparam("ids", expanding=True)),
+        tuple_(tasks.c.id, tasks.c.dispatch_no).in_(bindparam("dispatches", expanding=True)),
+        AWAITING_PUBLICATION,
+    )
+    .with_for_update()
+)
+
 # The publication of tasks whose messages the broker took: conditional on the dispatch number
 # the message carries, so a task moved meanwhile (a new dispatch number, not published) is not
 # taken for published. `id IN` leads the primary key; the row values only filter.
@@ -225,6 +236,16 @@ class SqlTaskRepository(TaskRepository):
             )
             due += self._tasks(_locked(query))
         return due
+
+    def lock_awaiting_publication(self, tasks: Sequence[Task]) -> list[Task]:
+        if not tasks:
+            return []
+        params = {
+            "ids": [task.id for task in tasks],
+            "dispatches": [(task.id, task.dispatch_no) for task in tasks],
+        }
+        locked = set(self._execute(_LOCK_AWAITING_PUBLICATION, params).scalars())
+        return [task for task in tasks if task.id in locked]
 
     def save_published(self, tasks: Sequence[Task], published_at: datetime) -> list[Task]:
         if not tasks:

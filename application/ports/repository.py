@@ -99,15 +99,20 @@ class TaskRepository(Protocol):
         rows stay locked against other dispatchers until the unit of work ends; rows another
         dispatcher holds are skipped, never waited for."""
 
+    def lock_awaiting_publication(self, tasks: Sequence[Task]) -> list[Task]:
+        """Lock, until the unit of work ends, the rows of those of `tasks` still stored queued,
+        unpublished and at the dispatch number of the copy in hand; answers those, in order, in
+        one statement. On PostgreSQL a row another transaction holds is waited for, then checked
+        again: a task that transaction published or moved is not answered."""
+
     def save_published(self, tasks: Sequence[Task], published_at: datetime) -> list[Task]:
         """Record the publication at `published_at` of each task's current dispatch number, in
         one statement for all of them, where the stored task is still queued, unpublished and at
         that dispatch number; answers those recorded, in their order. A task moved, claimed or
         published by someone else since it was read is left as that writer left it. Each
         recorded task's copy in hand is marked published and takes the incremented version, as
-        `save` would. The recorded rows stay locked until the unit of work ends (so that it may
-        publish them, then commit: application/publication.py); on PostgreSQL a row another
-        transaction holds is waited for, then checked again."""
+        `save` would. Called once the broker took the messages of rows this unit of work holds
+        locked (application/publication.py)."""
 
     def lost_messages(
         self,

@@ -96,9 +96,8 @@ class DispatchDue:
         return requeued
 
     def _publish_due(self) -> int:
-        now = self._clock.now()
         with self._uow:
-            tasks = self._uow.tasks.due_for_dispatch(now, self._batch_size)
-            published = publish_selected(self._uow, self._queue, tasks, now)
+            tasks = self._uow.tasks.due_for_dispatch(self._clock.now(), self._batch_size)
+            published = publish_selected(self._uow, self._queue, self._clock, tasks)
             self._uow.commit()
         return published

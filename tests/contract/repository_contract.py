@@ -423,7 +423,7 @@ class TaskRepositoryContract:
             uow.commit()
         assert stored(uow, ids[0]).status is TaskStatus.CANCELLED
 
-    def test_save_published_leaves_a_task_moved_claimed_or_published_since_it_was_read(
+    def test_lock_and_save_published_leave_a_task_moved_claimed_or_published_since_read(
         self, uow: UnitOfWork
     ) -> None:
         kept, moved, claimed, cancelled, published = (
@@ -443,6 +443,8 @@ class TaskRepositoryContract:
             uow.commit()
 
         everyone = [kept, moved, claimed, cancelled, published]
+        with uow:
+            assert uow.tasks.lock_awaiting_publication(everyone) == [kept]
         with uow:
             assert uow.tasks.save_published(everyone, later) == [kept]
             uow.commit()
