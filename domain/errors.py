@@ -18,19 +18,8 @@ class BatchTooLarge(DomainError):
         self.limit = limit
 
 
-class TaskNotFound(DomainError):
-    # A str for an id that is well-formed but beyond any integer the store keeps.
-    def __init__(self, task_id: int | str) -> None:
-        super().__init__(f"task {task_id} does not exist")
-        self.task_id = task_id
-
-
 class IllegalTransition(DomainError):
     """The state machine forbids this move from the task's current status."""
-
-
-class ConcurrentModification(DomainError):
-    """The task changed in storage since it was read; reload and apply the move again."""
 
 
 class TaskFailure(Exception):

@@ -1,4 +1,5 @@
-"""Automatic retry: exponential backoff with jitter, within a budget of attempts."""
+"""Automatic retry: exponential backoff with jitter. The budget of attempts is each task's own
+(`Task.max_attempts`), fixed when it is created."""
 
 from __future__ import annotations
 
@@ -16,15 +17,12 @@ class RetryPolicy:
     failed together spread out while the delay still grows with every attempt.
     """
 
-    max_attempts: int = 3
     backoff_base: timedelta = timedelta(seconds=1)
     backoff_cap: timedelta = timedelta(minutes=5)
     jitter: float = 0.5
     random: Callable[[], float] = field(default=random.random, compare=False)
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
         if not 0.0 <= self.jitter <= 1.0:
             raise ValueError("jitter must be within [0, 1]")
 

@@ -202,6 +202,15 @@ class Task:
     def is_due(self, now: datetime) -> bool:
         return self.status is TaskStatus.QUEUED and self.scheduled_for <= now
 
+    def should_publish(self, now: datetime) -> bool:
+        """Whether a message is to be published for this task at `now`: it is queued, its start
+        time has come, and no message was published for its current dispatch number yet.
+
+        The one rule of publication: a create, a move that (re-)queues a task (change of
+        priority, manual retry) and the dispatcher all publish exactly the tasks it names, and
+        only after the task is committed."""
+        return self.is_due(now) and self.published_at is None
+
     def can_claim(self, dispatch_no: int) -> bool:
         return self.status is TaskStatus.QUEUED and self.dispatch_no == dispatch_no
 
@@ -230,11 +239,8 @@ class Task:
         self.updated_at = now
 
     def mark_published(self, now: datetime) -> None:
+        """The message for the current dispatch number reached the broker at `now`."""
         self.published_at = now
-
-    def mark_unpublished(self) -> None:
-        """The message for the current dispatch number never reached the broker."""
-        self.published_at = None
 
     def republish_lost(self, now: datetime) -> None:
         """The broker lost the message: a new dispatch number, published again at once."""

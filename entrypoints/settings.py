@@ -297,7 +297,6 @@ class Settings(BaseSettings):
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
-            max_attempts=self.max_attempts,
             backoff_base=timedelta(seconds=self.retry_backoff_base_seconds),
             backoff_cap=timedelta(seconds=self.retry_backoff_cap_seconds),
             jitter=self.retry_jitter,

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self
 
+from application.errors import ConcurrentModification
 from application.ports import (
     ApiKeys,
     Arithmetic,
@@ -23,6 +24,7 @@ from application.ports import (
     Metrics,
     QueuedLoad,
     QueueUnavailable,
+    StoreUnavailable,
     TaskCounts,
     TaskFilter,
     TaskPage,
@@ -31,7 +33,7 @@ from application.ports import (
     UnitOfWork,
 )
 from domain.access import ApiKey
-from domain.errors import ConcurrentModification, TaskFailure
+from domain.errors import TaskFailure
 from domain.priority import Priority
 from domain.task import ATTEMPT_OUTCOME_FIELDS, Pair, Task, TaskStatus, TaskType, add_pairs
 
@@ -204,16 +206,40 @@ class InMemoryTaskRepository(TaskRepository):
             limit,
         )
 
-    def save_published(self, tasks: Sequence[Task]) -> None:
+    def lock_awaiting_publication(self, tasks: Sequence[Task]) -> list[Task]:
         self._statement()
-        assert len({t.published_at for t in tasks}) <= 1, "marked published at one instant"
-        for task in tasks:  # nothing is locked here: check each version, as `save` does
+        return [task for task in tasks if self._awaits_publication(task)]
+
+    def _awaits_publication(self, task: Task) -> bool:
+        assert task.id is not None
+        stored = self._current(task.id)
+        return (
+            stored is not None
+            and stored.status is TaskStatus.QUEUED
+            and stored.published_at is None
+            and stored.dispatch_no == task.dispatch_no
+        )
+
+    def save_published(self, tasks: Sequence[Task], published_at: datetime) -> list[Task]:
+        self._statement()
+        recorded = []
+        for task in tasks:
             assert task.id is not None
             stored = self._current(task.id)
-            if stored is None or stored.version != task.version:
-                raise ConcurrentModification(f"task {task.id} changed since it was read")
-        for task in tasks:
-            self._save(task)
+            if (
+                stored is None
+                or stored.status is not TaskStatus.QUEUED
+                or stored.published_at is not None
+                or stored.dispatch_no != task.dispatch_no
+            ):
+                continue  # moved, claimed or published by someone else meanwhile
+            stored = copy.deepcopy(stored)
+            stored.mark_published(published_at)
+            self._save(stored)
+            task.mark_published(published_at)
+            task.version = stored.version
+            recorded.append(task)
+        return recorded
 
     def lost_messages(
         self,
@@ -376,6 +402,8 @@ class FakeUnitOfWork(UnitOfWork):
 
     def __enter__(self) -> Self:
         one_write, self._one_write = self._one_write, False
+        if not self.available:
+            raise StoreUnavailable("database down")
         self.tasks = InMemoryTaskRepository(self.store, one_statement=one_write)
         self.idempotency_keys = InMemoryIdempotencyKeys(self.store)
         self.api_keys = InMemoryApiKeys(self.store)
@@ -393,6 +421,8 @@ class FakeUnitOfWork(UnitOfWork):
         self.api_keys.staged.clear()
 
     def commit(self) -> None:
+        if not self.available:
+            raise StoreUnavailable("database down")
         self.store.rows.update(self.tasks.staged)
         for task_id in self.tasks.deleted:
             self.store.rows.pop(task_id, None)
@@ -405,7 +435,7 @@ class FakeUnitOfWork(UnitOfWork):
 
     def ping(self) -> None:
         if not self.available:
-            raise ConnectionError("database down")
+            raise StoreUnavailable("database down")
 
     def stored(self, task_id: int) -> Task:
         """The committed state of a task, for assertions."""

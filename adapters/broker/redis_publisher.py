@@ -102,9 +102,6 @@ class RedisPublisher:
                 pipe.lpush(queue, *messages)
             pipe.execute()
 
-    def close(self) -> None:
-        self._client.close()
-
     def _current_origin(self) -> str:
         # Celery's anon_nodename(), "gen<pid>@<host>": per process, so recomputed after a fork.
         pid = os.getpid()

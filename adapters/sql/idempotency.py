@@ -6,9 +6,19 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, delete, select, tuple_
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Executable,
+    Table,
+    bindparam,
+    delete,
+    select,
+    tuple_,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
+from adapters.sql.errors import store_errors
 from adapters.sql.tables import idempotency_keys as keys
 from application.ports import IdempotencyKeys, IdempotencyRecord, StoredResponse
 
@@ -44,6 +54,10 @@ class SqlIdempotencyKeys(IdempotencyKeys):
         self._read_only = read_only
         self.wrote = False
 
+    def _execute(self, statement: Executable, parameters: Any = None) -> CursorResult[Any]:
+        with store_errors():
+            return self._connection.execute(statement, parameters)
+
     def _will_write(self) -> None:
         if self._read_only:
             raise RuntimeError("a read-only unit of work does not write")
@@ -51,7 +65,7 @@ class SqlIdempotencyKeys(IdempotencyKeys):
 
     def get(self, scope: str, key: str, now: datetime) -> IdempotencyRecord | None:
         params = {"scope": scope, "key": key, "now": now}
-        row = self._connection.execute(_GET, params).mappings().first()
+        row = self._execute(_GET, params).mappings().first()
         if row is None:
             return None
         return IdempotencyRecord(
@@ -82,7 +96,7 @@ class SqlIdempotencyKeys(IdempotencyKeys):
             set_=replace,
             where=keys.c.expires_at <= now,
         ).returning(keys.c.scope, keys.c.key)
-        return {(scope, key) for scope, key in self._connection.execute(upsert)}
+        return {(row.scope, row.key) for row in self._execute(upsert)}
 
     def prune(self, now: datetime, limit: int) -> int:
         self._will_write()
@@ -95,4 +109,4 @@ class SqlIdempotencyKeys(IdempotencyKeys):
             .with_for_update(skip_locked=True)
         )
         statement = delete(keys).where(tuple_(keys.c.scope, keys.c.key).in_(expired))
-        return self._connection.execute(statement).rowcount
+        return self._execute(statement).rowcount

@@ -9,27 +9,9 @@ from typing import Any
 from domain.priority import Priority
 from domain.task import Task, TaskStatus, TaskType
 
-# What a move can change. a, b, pairs, created_at and tenant are fixed at creation and never
-# rewritten.
-MUTABLE_COLUMNS = (
-    "status",
-    "priority",
-    "result",
-    "results",
-    "updated_at",
-    "started_at",
-    "finished_at",
-    "scheduled_for",
-    "attempts",
-    "max_attempts",
-    "error_message",
-    "dispatch_no",
-    "published_at",
-    "lease_expires_at",
-)
-
 
 def mutable_values(task: Task) -> dict[str, Any]:
+    """What a move can change: a, b, pairs and created_at are fixed at creation, never rewritten."""
     return {
         "status": task.status.value,
         "priority": int(task.priority),

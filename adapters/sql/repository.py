@@ -21,9 +21,11 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    tuple_,
     update,
 )
 
+from adapters.sql.errors import store_errors
 from adapters.sql.mapping import insert_values, mutable_values, task_from_row
 from adapters.sql.tables import (
     AWAITING_PUBLICATION,
@@ -34,8 +36,8 @@ from adapters.sql.tables import (
     task_counts,
     tasks,
 )
+from application.errors import ConcurrentModification
 from application.ports import QueuedLoad, TaskCounts, TaskFilter, TaskPage, TaskRepository
-from domain.errors import ConcurrentModification
 from domain.priority import Priority
 from domain.task import ATTEMPT_OUTCOME_FIELDS, Task, TaskStatus, TaskType
 
@@ -109,13 +111,29 @@ _RECORD_OUTCOME = (
     .returning(*tasks.c)
 )
 
-# The publication of a dispatcher round's tasks. Their rows are locked by the selection (FOR
-# UPDATE on PostgreSQL, the write lock SQLite's BEGIN IMMEDIATE takes), so the version cannot
-# have moved: the row count, checked against the rows still awaiting publication, suffices.
+# The rows of tasks about to be published, locked so that a dispatcher's selection skips them.
+_LOCK_AWAITING_PUBLICATION = (
+    select(tasks.c.id)
+    .where(
+        tasks.c.id.in_(bindparam("ids", expanding=True)),
+        tuple_(tasks.c.id, tasks.c.dispatch_no).in_(bindparam("dispatches", expanding=True)),
+        AWAITING_PUBLICATION,
+    )
+    .with_for_update()
+)
+
+# The publication of tasks whose messages the broker took: conditional on the dispatch number
+# the message carries, so a task moved meanwhile (a new dispatch number, not published) is not
+# taken for published. `id IN` leads the primary key; the row values only filter.
 _SAVE_PUBLISHED = (
     update(tasks)
-    .where(tasks.c.id.in_(bindparam("ids", expanding=True)), AWAITING_PUBLICATION)
+    .where(
+        tasks.c.id.in_(bindparam("ids", expanding=True)),
+        tuple_(tasks.c.id, tasks.c.dispatch_no).in_(bindparam("dispatches", expanding=True)),
+        AWAITING_PUBLICATION,
+    )
     .values(published_at=bindparam("published"), version=tasks.c.version + 1)
+    .returning(tasks.c.id)
 )
 
 
@@ -147,7 +165,8 @@ class SqlTaskRepository(TaskRepository):
             if self._statements_left == 0:
                 raise RuntimeError("a one-write unit of work runs a single statement")
             self._statements_left -= 1
-        return self._connection.execute(statement, parameters)
+        with store_errors():
+            return self._connection.execute(statement, parameters)
 
     def _will_write(self) -> None:
         if self._read_only:
@@ -311,19 +330,31 @@ class SqlTaskRepository(TaskRepository):
             due += self._tasks(_locked(query))
         return due
 
-    def save_published(self, tasks: Sequence[Task]) -> None:
+    def lock_awaiting_publication(self, tasks: Sequence[Task]) -> list[Task]:
         if not tasks:
-            return
-        instants = {task.published_at for task in tasks}
-        if len(instants) != 1 or None in instants:
-            raise ValueError("save_published takes tasks marked published at one instant")
+            return []
+        params = {
+            "ids": [task.id for task in tasks],
+            "dispatches": [(task.id, task.dispatch_no) for task in tasks],
+        }
+        locked = set(self._execute(_LOCK_AWAITING_PUBLICATION, params).scalars())
+        return [task for task in tasks if task.id in locked]
+
+    def save_published(self, tasks: Sequence[Task], published_at: datetime) -> list[Task]:
+        if not tasks:
+            return []
         self._will_write()
-        ids = [task.id for task in tasks]
-        params = {"ids": ids, "published": tasks[0].published_at}
-        if self._execute(_SAVE_PUBLISHED, params).rowcount != len(set(ids)):
-            raise ConcurrentModification(f"some of tasks {ids} changed since they were read")
-        for task in tasks:
+        params = {
+            "ids": [task.id for task in tasks],
+            "dispatches": [(task.id, task.dispatch_no) for task in tasks],
+            "published": published_at,
+        }
+        recorded_ids = set(self._execute(_SAVE_PUBLISHED, params).scalars())
+        recorded = [task for task in tasks if task.id in recorded_ids]
+        for task in recorded:
+            task.mark_published(published_at)
             task.version += 1
+        return recorded
 
     def lost_messages(
         self,

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, Engine, text
 
 from adapters.sql.api_keys import SqlApiKeys
 from adapters.sql.engine import READ_ONLY
+from adapters.sql.errors import store_errors
 from adapters.sql.idempotency import SqlIdempotencyKeys
 from adapters.sql.repository import SqlTaskRepository
 from application.ports import UnitOfWork
@@ -28,7 +29,10 @@ class SqlUnitOfWork(UnitOfWork):
 
     After `one_write()`, the next block's connection is in autocommit on PostgreSQL: its one
     statement is its own transaction, with no BEGIN and no COMMIT round trip before and after
-    it. SQLite keeps its transaction (its BEGIN and COMMIT cost no round trip)."""
+    it. SQLite keeps its transaction (its BEGIN and COMMIT cost no round trip).
+
+    The driver's failures reach callers as the port's: StoreUnavailable, or StoreBusy when a
+    bounded wait ran out (adapters.sql.errors)."""
 
     tasks: SqlTaskRepository
     idempotency_keys: SqlIdempotencyKeys
@@ -60,7 +64,8 @@ class SqlUnitOfWork(UnitOfWork):
         return self
 
     def _connect(self, *, read_only: bool | None = None) -> Connection:
-        connection = self._engine.connect()
+        with store_errors():
+            connection = self._engine.connect()
         if self._read_only if read_only is None else read_only:
             connection.execution_options(**{READ_ONLY: True})  # this checkout only
         return connection
@@ -74,26 +79,29 @@ class SqlUnitOfWork(UnitOfWork):
         connection, self._connection = self._connection, None
         if connection is None:
             return
-        try:
-            if exc_type is None and not self._wrote() and connection.in_transaction():
-                # Nothing to undo, so COMMIT ends it just as ROLLBACK would; but psycopg answers
-                # every ROLLBACK by dropping its prepared statements (one more round trip,
-                # DEALLOCATE ALL, and the next statements are parsed and planned again).
-                connection.commit()
-        finally:
-            # Back to the pool even if the COMMIT failed, rolling back whatever was not committed
-            # (if even that rollback fails, SQLAlchemy still releases the connection).
-            connection.close()
+        with store_errors():
+            try:
+                if exc_type is None and not self._wrote() and connection.in_transaction():
+                    # Nothing to undo, so COMMIT ends it just as ROLLBACK would; but psycopg
+                    # answers every ROLLBACK by dropping its prepared statements (one more round
+                    # trip, DEALLOCATE ALL, and the next statements are parsed and planned again).
+                    connection.commit()
+            finally:
+                # Back to the pool even if the COMMIT failed, rolling back whatever was not
+                # committed (if even that rollback fails, SQLAlchemy still releases the
+                # connection).
+                connection.close()
 
     def commit(self) -> None:
         if self._connection is None:
             raise RuntimeError("commit() outside `with uow:`")
-        self._connection.commit()
+        with store_errors():
+            self._connection.commit()
         self.tasks.wrote = self.idempotency_keys.wrote = self.api_keys.wrote = False
 
     def _wrote(self) -> bool:
         return self.tasks.wrote or self.idempotency_keys.wrote or self.api_keys.wrote
 
     def ping(self) -> None:
-        with self._connect(read_only=True) as connection:
+        with self._connect(read_only=True) as connection, store_errors():
             connection.execute(text("SELECT 1"))

@@ -14,6 +14,8 @@ from application.ports.queue import Dispatch, QueueUnavailable, TaskQueue
 from application.ports.rate_limit import RateDecision, RateLimiter
 from application.ports.repository import (
     QueuedLoad,
+    StoreBusy,
+    StoreUnavailable,
     TaskCounts,
     TaskFilter,
     TaskPage,
@@ -36,6 +38,8 @@ __all__ = [
     "QueuedLoad",
     "RateDecision",
     "RateLimiter",
+    "StoreBusy",
+    "StoreUnavailable",
     "StoredResponse",
     "TaskCounts",
     "TaskFilter",

@@ -53,9 +53,22 @@ class TaskPage:
 TaskCounts = Mapping[tuple[TaskStatus, Priority, TaskType], int]
 
 
+class StoreUnavailable(Exception):
+    """The task store could not be reached, or dropped the connection: nothing of the unit of
+    work's transaction is known to be durable. Any call of the store may raise it.
+
+    Its message names the failure for logs, not for clients (it may quote the driver)."""
+
+
+class StoreBusy(StoreUnavailable):
+    """A bounded wait of the store ran out: on a row lock, a statement, or a free pooled
+    connection. The store is up but saturated or contended; trying again shortly is reasonable."""
+
+
 class TaskRepository(Protocol):
     """Tasks as the source of truth sees them. Reads and writes join the unit of work's
-    transaction; nothing is durable before `UnitOfWork.commit()`."""
+    transaction; nothing is durable before `UnitOfWork.commit()`. Every call may raise
+    StoreUnavailable (StoreBusy when one of its bounded waits ran out)."""
 
     def add(self, task: Task) -> None:
         """Store a new task and give it its id (assigned by the store, never reused)."""
@@ -139,15 +152,20 @@ class TaskRepository(Protocol):
         rows stay locked against other dispatchers until the unit of work ends; rows another
         dispatcher holds are skipped, never waited for."""
 
-    def save_published(self, tasks: Sequence[Task]) -> None:
-        """Write back the publication of tasks `due_for_dispatch` selected in this unit of work,
-        once `Task.mark_published` has marked them all at one instant: one statement for all of
-        them. Their rows are locked until the unit of work ends, so nobody can have changed them
-        since they were read; each version is still incremented, as `save` would.
+    def lock_awaiting_publication(self, tasks: Sequence[Task]) -> list[Task]:
+        """Lock, until the unit of work ends, the rows of those of `tasks` still stored queued,
+        unpublished and at the dispatch number of the copy in hand; answers those, in order, in
+        one statement. On PostgreSQL a row another transaction holds is waited for, then checked
+        again: a task that transaction published or moved is not answered."""
 
-        Raises ConcurrentModification if any of them is found changed all the same (no longer
-        queued and unpublished, or of another version); the unit of work must then not be
-        committed."""
+    def save_published(self, tasks: Sequence[Task], published_at: datetime) -> list[Task]:
+        """Record the publication at `published_at` of each task's current dispatch number, in
+        one statement for all of them, where the stored task is still queued, unpublished and at
+        that dispatch number; answers those recorded, in their order. A task moved, claimed or
+        published by someone else since it was read is left as that writer left it. Each
+        recorded task's copy in hand is marked published and takes the incremented version, as
+        `save` would. Called once the broker took the messages of rows this unit of work holds
+        locked (application/publication.py)."""
 
     def lost_messages(
         self,
@@ -191,7 +209,8 @@ class TaskRepository(Protocol):
 
 class UnitOfWork(Protocol):
     """One transaction against the task store. `with uow:` begins it; leaving the block rolls
-    back whatever was not committed. The same object may be entered again for a new one."""
+    back whatever was not committed. The same object may be entered again for a new one.
+    Entering, committing and leaving may raise StoreUnavailable (StoreBusy: a bounded wait)."""
 
     tasks: TaskRepository
     idempotency_keys: IdempotencyKeys
@@ -218,4 +237,4 @@ class UnitOfWork(Protocol):
         which still confirms it. A second repository call in the block raises RuntimeError."""
 
     def ping(self) -> None:
-        """Raise if the store cannot be reached."""
+        """Raise StoreUnavailable if the store cannot be reached."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from application.ports import (
+    Clock,
     IdempotencyKey,
     IdempotencyRecord,
     Metrics,
@@ -15,7 +16,7 @@ from application.ports import (
     TaskQueue,
     UnitOfWork,
 )
-from application.use_cases._moves import publish_committed
+from application.publication import publish_committed
 from domain.access import QuotaExceeded
 from domain.errors import DomainError, IdempotencyKeyInFlight, IdempotencyKeyReused
 from domain.task import Task, TaskType
@@ -67,6 +68,7 @@ def accept(
     candidates: Sequence[Candidate],
     uow: UnitOfWork,
     queue: TaskQueue,
+    clock: Clock,
     now: datetime,
     key_ttl: timedelta = DEFAULT_KEY_TTL,
     quota: Quota = NO_QUOTA,
@@ -94,7 +96,9 @@ def accept(
     _recall(candidates, range(len(candidates)), outcomes, uow, now)
     slipped: dict[int, int] = {}
     while pending := [i for i, outcome in enumerate(outcomes) if outcome is None]:
-        taken = _store(candidates, pending, outcomes, uow, queue, now, key_ttl, quota, metrics)
+        taken = _store(
+            candidates, pending, outcomes, uow, queue, clock, now, key_ttl, quota, metrics
+        )
         _recall(candidates, taken, outcomes, uow, now)
         for i in taken:
             key = candidates[i].key
@@ -134,6 +138,7 @@ def _store(
     outcomes: list[Outcome | None],
     uow: UnitOfWork,
     queue: TaskQueue,
+    clock: Clock,
     now: datetime,
     key_ttl: timedelta,
     quota: Quota,
@@ -158,12 +163,7 @@ def _store(
                 del tasks[i]
             if not tasks:
                 return []
-        # The publication is recorded in the same commit as the tasks, so the acceptance costs
-        # one transaction; if the broker then turns out to be down the record is undone (see
-        # publish_committed) and the tasks still count as accepted.
-        due = [task for task in tasks.values() if task.is_due(now)]
-        for task in due:
-            task.mark_published(task.created_at)
+        # Committed unpublished: the publication is recorded after the send (publish_committed).
         uow.tasks.add_all(list(tasks.values()))
         records = []
         for i, task in tasks.items():
@@ -194,7 +194,8 @@ def _store(
         uow.commit()
     if metrics is not None:
         metrics.tasks_created(list(tasks.values()))
-    publish_committed(uow, queue, due)
+    # Accepted once committed: if the broker is down now, the dispatcher publishes them later.
+    publish_committed(uow, queue, clock, list(tasks.values()))
     for i, task in tasks.items():
         outcomes[i] = IdempotentResponse(responses[i], replayed=False) if i in responses else task
     return []

@@ -1,17 +1,13 @@
-"""What several use cases share: applying a move to a stored task under its row lock, and
-publishing tasks that are due right after they were committed."""
+"""What every move shares: applying it to a stored task under its row lock."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-from application.ports import Dispatch, QueueUnavailable, TaskQueue, UnitOfWork
+from application.errors import TaskNotFound
+from application.ports import UnitOfWork
 from domain.access import BUILT_IN, Principal, Scope
-from domain.errors import TaskNotFound
 from domain.task import Task
-
-log = logging.getLogger(__name__)
 
 
 def apply_move(
@@ -38,32 +34,3 @@ def apply_move(
         uow.tasks.save(task)
         uow.commit()
     return task
-
-
-def publish_committed(uow: UnitOfWork, queue: TaskQueue, tasks: Sequence[Task]) -> None:
-    """Publish tasks whose publication is already recorded and committed.
-
-    Recording first means a worker can never receive a message for a row it cannot see yet. If the
-    broker is unreachable the record is undone, so the dispatcher publishes them when it is back;
-    if even that fails, the dispatcher's lost-message sweep still finds them."""
-    if not tasks:
-        return
-    try:
-        queue.publish([Dispatch(t.id, t.dispatch_no, t.priority) for t in tasks if t.id])
-    except QueueUnavailable:
-        log.warning("broker unavailable: %d task(s) left for the dispatcher", len(tasks))
-        for task in tasks:
-            _forget_publication(uow, task)
-
-
-def _forget_publication(uow: UnitOfWork, published: Task) -> None:
-    assert published.id is not None
-
-    def unpublish(task: Task) -> None:
-        if task.dispatch_no == published.dispatch_no and task.published_at is not None:
-            task.mark_unpublished()
-
-    try:
-        apply_move(uow, published.id, unpublish)
-    except Exception:  # the store is down too: the lost-message sweep will republish it
-        log.exception("could not mark task %s unpublished", published.id)

@@ -3,7 +3,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from application.ports import Clock, TaskQueue, UnitOfWork
-from application.use_cases._moves import apply_move, publish_committed
+from application.publication import publish_committed
+from application.use_cases._moves import apply_move
 from domain.access import BUILT_IN, Principal
 from domain.priority import Priority, SchedulePolicy
 from domain.task import Task
@@ -35,12 +36,11 @@ class ChangePriority:
     def execute(self, request: ChangePriorityRequest) -> Task:
         now = self._clock.now()
 
-        def move(task: Task) -> None:
-            task.change_priority(request.priority, now, self._schedule)
-            if task.is_due(now) and task.published_at is None:
-                task.mark_published(now)
-
-        task = apply_move(self._uow, request.task_id, move, request.principal)
-        if task.is_due(now) and task.published_at == now:
-            publish_committed(self._uow, self._queue, [task])
+        task = apply_move(
+            self._uow,
+            request.task_id,
+            lambda task: task.change_priority(request.priority, now, self._schedule),
+            request.principal,
+        )
+        publish_committed(self._uow, self._queue, self._clock, [task])
         return task

@@ -78,7 +78,14 @@ class CreateBatch:
 
         candidate = Candidate(build, request.idempotency)
         (outcome,) = accept(
-            [candidate], self._uow, self._queue, now, self._key_ttl, self._quota, self._metrics
+            [candidate],
+            self._uow,
+            self._queue,
+            self._clock,
+            now,
+            self._key_ttl,
+            self._quota,
+            self._metrics,
         )
         if isinstance(outcome, DomainError):
             raise outcome

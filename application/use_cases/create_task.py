@@ -84,7 +84,14 @@ class CreateTask:
             for request in requests
         ]
         return accept(
-            candidates, self._uow, self._queue, now, self._key_ttl, self._quota, self._metrics
+            candidates,
+            self._uow,
+            self._queue,
+            self._clock,
+            now,
+            self._key_ttl,
+            self._quota,
+            self._metrics,
         )
 
     def _task(self, request: CreateTaskRequest, now: datetime) -> Task:

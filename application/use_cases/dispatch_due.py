@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from application.ports import Clock, QueueUnavailable, TaskQueue, UnitOfWork
-from application.use_cases._moves import publish_committed
+from application.publication import publish_selected
 from domain.priority import Priority
 
 
@@ -28,8 +28,9 @@ class DispatchDue:
        message. Extra messages on a queue (duplicates, stale or cancelled tasks' messages) only
        make the count more conservative, so a long backlog of live messages is never
        republished.
-    3. Queued, unpublished tasks whose start time has come are published, at most `batch_size`,
-       highest priority first.
+    3. Queued, unpublished tasks whose start time has come (`Task.should_publish`) are
+       published, at most `batch_size`, highest priority first, their publication recorded in
+       the transaction that selected them and committed once the broker took the messages.
 
     Several dispatchers may run at once: every selection skips rows another one holds."""
 
@@ -49,11 +50,14 @@ class DispatchDue:
 
     def execute(self) -> DispatchReport:
         expired = self._expire_leases()
+        lost = 0
         try:
             lost = self._requeue_lost_messages()
+            published = self._publish_due()
         except QueueUnavailable:
-            return DispatchReport(expired_leases=expired, broker_available=False)
-        published = self._publish_due()
+            return DispatchReport(
+                republished_lost=lost, expired_leases=expired, broker_available=False
+            )
         return DispatchReport(published, lost, expired)
 
     def _expire_leases(self) -> int:
@@ -92,12 +96,8 @@ class DispatchDue:
         return requeued
 
     def _publish_due(self) -> int:
-        now = self._clock.now()
         with self._uow:
-            tasks = self._uow.tasks.due_for_dispatch(now, self._batch_size)
-            for task in tasks:
-                task.mark_published(now)
-            self._uow.tasks.save_published(tasks)
+            tasks = self._uow.tasks.due_for_dispatch(self._clock.now(), self._batch_size)
+            published = publish_selected(self._uow, self._queue, self._clock, tasks)
             self._uow.commit()
-        publish_committed(self._uow, self._queue, tasks)
-        return len(tasks)
+        return published

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
+from application.errors import TaskNotFound
 from application.ports import UnitOfWork
 from domain.access import BUILT_IN, Principal, Scope
-from domain.errors import TaskNotFound
 from domain.task import Task
 
 

@@ -55,9 +55,9 @@ def create_app(container: Container | None = None) -> FastAPI:
     # Added last, so outermost: it times and counts every answer, a 413 from the limit too.
     install_metrics(app, container)
     container.wire(modules=[tasks, health])
-    app.state.container = container
     # API-only machinery, one per app: built here, not in the container the other processes
     # share. The groups resolve CreateTask at each group, so an override in a test still counts.
+    app.state.container = container  # read by the auth dependencies (entrypoints.api.auth)
     app.state.create_groups = CreateGroups(container.create_task)
     # A move waits for its task's turn no longer than a statement waits for the task's row.
     app.state.task_turns = TaskTurns(wait_seconds=settings.db_lock_timeout_seconds)

@@ -1,10 +1,13 @@
 """Every error the API returns, as RFC 9457 problem details (`application/problem+json`).
 
-One place maps exceptions to statuses: domain errors, request validation, unknown routes, an
-unreachable store or broker (503), a bounded wait that ran out (503: a lock, a statement, the
-pool, a task's turn), no or a bad API key (401), a missing scope (403), a spent rate limit
-or quota (429), and anything unforeseen (a 500 that reveals nothing). Every 503 carries
-Retry-After."""
+One place maps exceptions to statuses: domain and application errors, request validation,
+unknown routes, an unreachable store (503: the port's StoreUnavailable), a bounded wait that ran
+out (503: StoreBusy for a lock, a statement or the pool, TaskBusy for a task's turn), no or a bad
+API key (401), a missing scope (403), a spent rate limit or quota (429), and anything unforeseen
+(a 500 that reveals nothing). Every 503 carries Retry-After. No route raises the broker's
+QueueUnavailable: a committed task is the dispatcher's to publish while the broker is down, and
+health reports the broker as one of its parts. Nothing here knows a driver: the adapters
+translate their errors."""
 
 from http import HTTPStatus
 from typing import Any
@@ -13,20 +16,18 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import exc as sql_errors
 from starlette.exceptions import HTTPException
 
-from application.ports import QueueUnavailable
+from application.errors import ConcurrentModification, TaskNotFound
+from application.ports import StoreBusy, StoreUnavailable
 from domain.access import Forbidden, InvalidTenant, QuotaExceeded, Unauthenticated
 from domain.errors import (
     BatchTooLarge,
-    ConcurrentModification,
     DomainError,
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
     IllegalTransition,
     InvalidOperands,
-    TaskNotFound,
 )
 from entrypoints.api.auth import RateLimited
 from entrypoints.api.task_turns import TaskBusy
@@ -52,8 +53,8 @@ class ValidationProblem(Problem):
     errors: list[FieldError] = Field(description="Each invalid part of the request.")
 
 
-# Domain errors, most specific first: (status, slug, title).
-_DOMAIN_PROBLEMS: list[tuple[type[DomainError], int, str, str]] = [
+# Domain and application errors, most specific first: (status, slug, title).
+_DOMAIN_PROBLEMS: list[tuple[type[Exception], int, str, str]] = [
     (Unauthenticated, 401, "unauthenticated", "Authentication required"),
     (Forbidden, 403, "forbidden", "Scope missing"),
     (QuotaExceeded, 429, "quota-exceeded", "Quota exceeded"),
@@ -72,18 +73,9 @@ _DOMAIN_PROBLEMS: list[tuple[type[DomainError], int, str, str]] = [
     (IdempotencyKeyReused, 422, "idempotency-key-reused", "Idempotency key reused"),
 ]
 
-# SQLSTATEs of a bounded wait that ran out: lock_not_available (lock_timeout, or NOWAIT) and
-# query_canceled (statement_timeout). Read from the driver's error without importing the driver.
-_TIMED_OUT_SQLSTATES = frozenset({"55P03", "57014"})
 # Seconds a client should wait before retrying after a bounded wait ran out: the lock or turn
 # that was busy is usually released within milliseconds, so soon is reasonable.
 BUSY_RETRY_AFTER_SECONDS = 1
-# Store errors that mean "unreachable" rather than "this query is wrong".
-_STORE_UNAVAILABLE = (
-    sql_errors.OperationalError,
-    sql_errors.InterfaceError,
-    sql_errors.TimeoutError,
-)
 
 
 def problem(
@@ -182,32 +174,16 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     return problem(error.status_code, detail, headers=dict(error.headers or {}))
 
 
-def _waited_too_long(error: Exception) -> bool:
-    if isinstance(error, sql_errors.TimeoutError):  # no free pooled connection in time
-        return True
-    original = getattr(error, "orig", None)
-    if getattr(original, "sqlstate", None) in _TIMED_OUT_SQLSTATES:
-        return True
-    # SQLite's busy timeout ran out on its write lock.
-    return isinstance(error, sql_errors.OperationalError) and "database is locked" in str(original)
-
-
 async def _store_error(_: Request, error: Exception) -> JSONResponse:
-    if _waited_too_long(error):
+    # Not the error's own message, which may quote the driver.
+    if isinstance(error, StoreBusy):
         return _busy(
             "store-busy",
             "Task store busy",
             "the task store did not answer in time (a lock, a statement or a connection wait "
             "ran out); try again shortly",
         )
-    if isinstance(error, _STORE_UNAVAILABLE) or getattr(error, "connection_invalidated", False):
-        return _unavailable("the task store is unreachable; try again shortly")
-    return _internal_error()
-
-
-async def _broker_error(_: Request, error: Exception) -> JSONResponse:
-    # The message names host:port and the reason, never a credential (QueueUnavailable's promise).
-    return _unavailable(f"the message broker is unreachable ({error}); try again shortly")
+    return _unavailable("the task store is unreachable; try again shortly")
 
 
 async def _rate_limited(_: Request, error: Exception) -> JSONResponse:
@@ -240,12 +216,11 @@ def _internal_error() -> JSONResponse:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(DomainError, _domain_error)
+    for rule_error in (DomainError, TaskNotFound, ConcurrentModification):
+        app.add_exception_handler(rule_error, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(sql_errors.DBAPIError, _store_error)
-    app.add_exception_handler(sql_errors.TimeoutError, _store_error)
-    app.add_exception_handler(QueueUnavailable, _broker_error)
+    app.add_exception_handler(StoreUnavailable, _store_error)
     app.add_exception_handler(TaskBusy, _task_busy)
     app.add_exception_handler(RateLimited, _rate_limited)
     app.add_exception_handler(Exception, _unexpected_error)

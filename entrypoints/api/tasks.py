@@ -14,6 +14,7 @@ from dependency_injector.wiring import inject
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from application.errors import TaskNotFound
 from application.ports import TaskFilter
 from application.use_cases import (
     CancelTask,
@@ -28,7 +29,6 @@ from application.use_cases import (
     ListTasksRequest,
     RetryTask,
 )
-from domain.errors import TaskNotFound
 from domain.priority import Priority
 from domain.task import INT64_MAX, TaskStatus, TaskType
 from entrypoints.api.auth import Creator, Reader, Writer

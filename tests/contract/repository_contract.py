@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from application.errors import ConcurrentModification
 from application.ports import TaskFilter, UnitOfWork
-from domain.errors import ConcurrentModification, TaskFailure
+from domain.errors import TaskFailure
 from domain.priority import Priority, SchedulePolicy
 from domain.retry import RetryPolicy
 from domain.task import Task, TaskStatus, TaskType
@@ -20,7 +21,7 @@ from domain.task import Task, TaskStatus, TaskType
 NOW = datetime(2026, 3, 1, 9, 30, 0, 123456, tzinfo=UTC)
 SCHEDULE = SchedulePolicy()
 LEASE = timedelta(seconds=45)
-RETRY = RetryPolicy(max_attempts=3, backoff_base=timedelta(seconds=1), random=lambda: 0.5)
+RETRY = RetryPolicy(backoff_base=timedelta(seconds=1), random=lambda: 0.5)
 
 
 def single(
@@ -410,33 +411,52 @@ class TaskRepositoryContract:
         published_at = NOW + timedelta(seconds=1)
         with uow:
             due = uow.tasks.due_for_dispatch(published_at, limit=10)
-            for task in due:
-                task.mark_published(published_at)
-            uow.tasks.save_published(due)
+            assert uow.tasks.save_published(due, published_at) == due
             uow.commit()
         assert [stored(uow, i).published_at for i in ids] == [published_at] * 3
         assert [stored(uow, i).version for i in ids] == [1] * 3
         # The copies in hand are as stored: a later move of one of them is accepted.
+        assert [task.published_at for task in due] == [published_at] * 3
         due[0].cancel(published_at)
         with uow:
             uow.tasks.save(due[0])
             uow.commit()
         assert stored(uow, ids[0]).status is TaskStatus.CANCELLED
 
-    def test_save_published_refuses_a_task_changed_since_it_was_read(self, uow: UnitOfWork) -> None:
-        kept_id, cancelled_id = added(uow, single(priority=Priority.HIGH), single())
-        kept, cancelled = stored(uow, kept_id), stored(uow, cancelled_id)
-        meanwhile = stored(uow, cancelled_id)
-        meanwhile.cancel(NOW)
+    def test_lock_and_save_published_leave_a_task_moved_claimed_or_published_since_read(
+        self, uow: UnitOfWork
+    ) -> None:
+        kept, moved, claimed, cancelled, published = (
+            stored(uow, task_id)
+            for task_id in added(uow, *(single(i, i, Priority.HIGH) for i in range(5)))
+        )
+        later = NOW + timedelta(seconds=1)
+        meanwhile = [stored(uow, t.id) for t in (moved, cancelled, published) if t.id]
+        meanwhile[0].change_priority(Priority.HIGH, NOW, SCHEDULE)  # a new dispatch number
+        meanwhile[1].cancel(NOW)
+        meanwhile[2].mark_published(NOW)
         with uow:
-            uow.tasks.save(meanwhile)
+            for task in meanwhile:
+                uow.tasks.save(task)
+            assert claimed.id is not None
+            assert uow.tasks.claim(claimed.id, claimed.dispatch_no, NOW, LEASE) is not None
             uow.commit()
-        for task in (kept, cancelled):
-            task.mark_published(NOW)
-        with uow, pytest.raises(ConcurrentModification):
-            uow.tasks.save_published([kept, cancelled])
-        assert stored(uow, kept_id).published_at is None
-        assert stored(uow, cancelled_id).status is TaskStatus.CANCELLED
+
+        everyone = [kept, moved, claimed, cancelled, published]
+        with uow:
+            assert uow.tasks.lock_awaiting_publication(everyone) == [kept]
+        with uow:
+            assert uow.tasks.save_published(everyone, later) == [kept]
+            uow.commit()
+        after = {t.id: stored(uow, t.id) for t in everyone if t.id}
+        assert kept.published_at == later and kept.version == 1
+        assert after[kept.id].published_at == later
+        assert after[moved.id].published_at is None and after[moved.id].dispatch_no == 2
+        assert after[claimed.id].published_at is None
+        assert after[claimed.id].status is TaskStatus.RUNNING
+        assert after[cancelled.id].published_at is None
+        assert after[published.id].published_at == NOW
+        assert [t.published_at for t in (moved, claimed, cancelled, published)] == [None] * 4
 
     def test_lost_messages_are_queued_tasks_of_one_priority_published_before_the_waiting_ones(
         self, uow: UnitOfWork

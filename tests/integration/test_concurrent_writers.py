@@ -42,7 +42,7 @@ from tests.integration.test_sql_concurrency import lock_waiters
 from tests.processes import wait_until
 
 LEASE = timedelta(seconds=60)
-RETRY = RetryPolicy(max_attempts=3, backoff_base=timedelta(seconds=1))
+RETRY = RetryPolicy(backoff_base=timedelta(seconds=1))
 SCHEDULE = SchedulePolicy()
 MEDIUM = SCHEDULE.delay_for(Priority.MEDIUM)
 RECORDED, STALE = AttemptOutcome.RECORDED, AttemptOutcome.STALE_MESSAGE
@@ -241,14 +241,14 @@ def test_a_move_behind_a_dispatcher_round_waits_then_applies_on_top_of_it(
     dispatcher = SqlUnitOfWork(pg_engine)
     with ThreadPoolExecutor(1) as pool, dispatcher:
         (due,) = dispatcher.tasks.due_for_dispatch(SystemClock().now(), 10)
-        due.mark_published(SystemClock().now())
-        dispatcher.tasks.save_published([due])
+        assert dispatcher.tasks.save_published([due], SystemClock().now()) == [due]
         move = pool.submit(change_priority, Store(pg_engine, pg_uow), task_id, Priority.HIGH)
         wait_until(lambda: lock_waiters(pg_engine) == 1, 10, what="the move to wait")
         dispatcher.commit()
         moved = move.result(timeout=BOUND_SECONDS)
-    # Applied to the published row: a new dispatch, so the round's message is now stale.
-    assert (moved.priority, moved.dispatch_no, moved.version) == (Priority.HIGH, 2, 2)
+    # Applied to the published row: a new dispatch, so the round's message is now stale; due at
+    # once, the new dispatch is then published and recorded (version 3).
+    assert (moved.priority, moved.dispatch_no, moved.version) == (Priority.HIGH, 2, 3)
     assert stored(pg_uow, task_id).dispatch_no == 2
 
 

@@ -14,8 +14,8 @@ from sqlalchemy import Engine, text
 from adapters.arithmetic import ExactArithmetic
 from adapters.clock import SystemClock
 from adapters.sql import SqlUnitOfWork
+from application.errors import ConcurrentModification
 from application.use_cases import AttemptOutcome, ExecuteTask, ExecuteTaskRequest
-from domain.errors import ConcurrentModification
 from domain.priority import Priority
 from domain.retry import RetryPolicy
 from domain.task import Task, TaskStatus
@@ -23,7 +23,7 @@ from tests.contract.repository_contract import NOW, SCHEDULE, added, single, sto
 from tests.processes import wait_until
 
 LEASE = timedelta(seconds=30)
-RETRY = RetryPolicy(max_attempts=3, backoff_base=timedelta(seconds=1))
+RETRY = RetryPolicy(backoff_base=timedelta(seconds=1))
 
 
 def lock_waiters(engine: Engine) -> int:

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Engine, QueuePool
 from sqlalchemy.exc import OperationalError
 
 from adapters.sql import SqlUnitOfWork
+from application.ports import StoreUnavailable
 from domain.task import TaskStatus
 from tests.contract.idempotency_contract import IdempotencyKeysContract
 from tests.contract.repository_contract import NOW, TaskRepositoryContract, added, single, stored
@@ -119,7 +120,7 @@ def test_the_connection_goes_back_to_the_pool_even_if_ending_the_transaction_fai
         raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
 
     monkeypatch.setattr(Connection, "commit", commit_fails)
-    with pytest.raises(OperationalError), uow:
+    with pytest.raises(StoreUnavailable), uow:
         assert uow.tasks.get(task_id) is not None  # a read: leaving the block COMMITs it
     assert pool.checkedout() == checked_out
     monkeypatch.undo()

@@ -44,17 +44,18 @@ class Core:
     schedule: SchedulePolicy = field(default_factory=SchedulePolicy)
     retry: RetryPolicy = field(
         default_factory=lambda: RetryPolicy(
-            max_attempts=3, backoff_base=timedelta(seconds=1), jitter=0.5, random=lambda: 0.5
+            backoff_base=timedelta(seconds=1), jitter=0.5, random=lambda: 0.5
         )
     )
     max_pairs: int = 1000
+    max_attempts: int = 3
     metrics: FakeMetrics = field(default_factory=FakeMetrics)
 
     def __post_init__(self) -> None:
         u, q, c, m = self.uow, self.queue, self.clock, self.metrics
-        self.create_task = CreateTask(u, q, c, self.schedule, self.retry.max_attempts, metrics=m)
+        self.create_task = CreateTask(u, q, c, self.schedule, self.max_attempts, metrics=m)
         self.create_batch = CreateBatch(
-            u, q, c, self.schedule, self.retry.max_attempts, self.max_pairs, metrics=m
+            u, q, c, self.schedule, self.max_attempts, self.max_pairs, metrics=m
         )
         self.get_task = GetTask(u)
         self.list_tasks = ListTasks(u)

@@ -21,7 +21,7 @@ from tests.factories import BatchTaskFactory, TaskFactory
 from tests.fakes import EPOCH
 
 SCHEDULE = SchedulePolicy()
-NO_JITTER = RetryPolicy(max_attempts=3, backoff_base=timedelta(seconds=2), jitter=0.0)
+NO_JITTER = RetryPolicy(backoff_base=timedelta(seconds=2), jitter=0.0)
 LEASE = timedelta(seconds=30)
 
 
@@ -240,3 +240,43 @@ def test_an_expired_lease_on_the_last_attempt_fails_the_task() -> None:
 def test_backoff_stays_at_the_cap_however_many_attempts() -> None:
     policy = RetryPolicy(backoff_cap=timedelta(minutes=5), jitter=0.0)
     assert [policy.backoff(n) for n in (48, 60, 10_000)] == [timedelta(minutes=5)] * 3
+
+
+@pytest.mark.parametrize(
+    ("status", "due", "published", "publish"),
+    [
+        (TaskStatus.QUEUED, True, False, True),
+        (TaskStatus.QUEUED, True, True, False),  # its message is on the broker already
+        (TaskStatus.QUEUED, False, False, False),  # the dispatcher's, once due
+        (TaskStatus.RUNNING, True, False, False),
+        (TaskStatus.SUCCESS, True, False, False),
+        (TaskStatus.FAILED, True, False, False),
+        (TaskStatus.CANCELLED, True, False, False),
+    ],
+)
+def test_a_task_is_published_when_queued_due_and_not_yet_published(
+    status: TaskStatus, due: bool, published: bool, publish: bool
+) -> None:
+    task: Task = TaskFactory(
+        status=status,
+        scheduled_for=EPOCH if due else EPOCH + timedelta(seconds=1),
+        published_at=EPOCH if published else None,
+    )
+
+    assert task.should_publish(EPOCH) is publish
+
+
+def test_every_move_that_queues_a_task_again_makes_it_publishable_once_due() -> None:
+    published: Task = TaskFactory(priority=Priority.HIGH, scheduled_for=EPOCH, published_at=EPOCH)
+    assert not published.should_publish(EPOCH)
+    published.change_priority(Priority.HIGH, EPOCH, SCHEDULE)
+    assert published.should_publish(EPOCH)
+
+    failed = running(priority=Priority.HIGH)
+    failed.fail_attempt(failed.dispatch_no, PermanentTaskFailure("no"), EPOCH, NO_JITTER)
+    failed.retry(EPOCH, SCHEDULE)
+    assert failed.should_publish(EPOCH)
+
+    lost: Task = TaskFactory(scheduled_for=EPOCH, published_at=EPOCH)
+    lost.republish_lost(EPOCH)
+    assert lost.should_publish(EPOCH)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from application.errors import TaskNotFound
 from application.ports import Dispatch, TaskFilter
 from application.use_cases import (
     AttemptOutcome,
@@ -18,7 +19,6 @@ from domain.errors import (
     BatchTooLarge,
     IllegalTransition,
     InvalidOperands,
-    TaskNotFound,
 )
 from domain.priority import Priority
 from domain.task import LEASE_EXPIRED_MESSAGE, Task, TaskStatus, TaskType
@@ -264,7 +264,8 @@ def test_creates_accepted_together_share_one_commit_and_one_publish(core: Core) 
     assert isinstance(outcomes[4], InvalidOperands)
     tasks = [o for o in outcomes if isinstance(o, Task)]
     assert [(t.a, t.priority) for t in tasks] == [(i, Priority(1 + i % 3)) for i in range(9)]
-    assert core.uow.commits == commits + 1
+    # One commit for the tasks, then one recording the publication of the due ones.
+    assert core.uow.commits == commits + 2
     assert [core.uow.stored(t.id or 0).a for t in tasks] == list(range(9))
     high = [Dispatch(t.id or 0, 1, Priority.HIGH) for t in tasks if t.priority is Priority.HIGH]
     assert core.queue.published == high

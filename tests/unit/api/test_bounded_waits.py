@@ -5,13 +5,11 @@ import asyncio
 import threading
 
 import httpx
-import psycopg.errors
 import pytest
 from dependency_injector import providers
 from fastapi.testclient import TestClient
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from application.ports import StoreBusy
 from entrypoints.api.task_turns import TaskBusy, TaskTurns
 from tests.unit.api.conftest import Api
 from tests.unit.api.shapes import assert_problem
@@ -25,18 +23,10 @@ class _Raising:
         raise self.error
 
 
-@pytest.mark.parametrize(
-    "error",
-    [
-        OperationalError("UPDATE tasks", {}, psycopg.errors.LockNotAvailable("lock timeout")),
-        OperationalError("SELECT", {}, psycopg.errors.QueryCanceled("statement timeout")),
-        PoolTimeout("QueuePool limit of size 40 overflow 10 reached"),
-    ],
-    ids=["lock-timeout", "statement-timeout", "pool-timeout"],
-)
-def test_a_wait_that_ran_out_in_the_store_is_503_with_retry_after(
-    api: Api, error: Exception
-) -> None:
+# The SQL adapter's translation of each bounded wait into StoreBusy is tested against the real
+# servers (tests/integration/test_sql_store_errors.py).
+def test_a_wait_that_ran_out_in_the_store_is_503_with_retry_after(api: Api) -> None:
+    error = StoreBusy("a lock or statement wait ran out: UPDATE tasks SET ... lock timeout")
     api.container.change_priority.override(providers.Object(_Raising(error)))
     client = TestClient(api.app, raise_server_exceptions=False)
 

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 import httpx
 from dependency_injector import providers
-from sqlalchemy.exc import OperationalError
 
+from application.ports import StoreUnavailable
 from application.use_cases import CreateTask, CreateTaskRequest
 from domain.errors import DomainError
 from domain.task import Task
@@ -54,7 +54,7 @@ class _FailingWhileTold:
 
     def execute_all(self, requests: Sequence[CreateTaskRequest]) -> list[Task | DomainError]:
         if self.failing:
-            raise OperationalError("INSERT", {}, ConnectionRefusedError("connection refused"))
+            raise StoreUnavailable("the task store is unreachable: connection refused")
         return self.real.execute_all(requests)
 
 

@@ -48,8 +48,8 @@ def test_database_down_is_503_naming_the_database(api: Api) -> None:
 
     body = assert_problem(api.client.get("/api/v1/health"), 503, "unhealthy")
 
-    assert body["detail"] == "database unavailable: ConnectionError"
-    assert body["database"].startswith("unavailable: ConnectionError")
+    assert body["detail"] == "database unavailable: StoreUnavailable"
+    assert body["database"].startswith("unavailable: StoreUnavailable")
     assert body["broker"] == "ok"
     assert body["workers"] == {"high": 1, "medium": 1, "low": 1}
 
@@ -73,7 +73,7 @@ def test_both_down_names_both(api: Api) -> None:
     body = assert_problem(api.client.get("/api/v1/health"), 503, "unhealthy")
 
     assert body["detail"] == (
-        "database unavailable: ConnectionError; broker unavailable: broker down"
+        "database unavailable: StoreUnavailable; broker unavailable: broker down"
     )
 
 
@@ -117,7 +117,7 @@ def test_not_ready_names_the_store_and_the_broker(api: Api) -> None:
 
     assert body["missing"] == ["database", "broker"]
     assert body["detail"] == (
-        "database unavailable: ConnectionError; broker unavailable: broker down"
+        "database unavailable: StoreUnavailable; broker unavailable: broker down"
     )
 
 
