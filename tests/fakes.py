@@ -290,15 +290,6 @@ class InMemoryTaskRepository(TaskRepository):
             for t in self._all()
         )
 
-    def count_unfinished(self) -> dict[tuple[TaskStatus, Priority], int]:
-        self._statement()
-        counts: dict[tuple[TaskStatus, Priority], int] = {}
-        for t in self._all():
-            if t.status in (TaskStatus.QUEUED, TaskStatus.RUNNING):
-                key = (t.status, t.priority)
-                counts[key] = counts.get(key, 0) + 1
-        return counts
-
     def expired_leases(self, now: datetime, limit: int) -> list[Task]:
         self._statement()
         return self._select(lambda t: t.lease_expired(now), lambda t: t.lease_expires_at, limit)

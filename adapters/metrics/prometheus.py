@@ -162,19 +162,18 @@ class HttpMetrics:
 
 
 class StateCollector(Collector):
-    """Gauges read at scrape time: tasks queued and running per priority, and each queue's
-    messages and consumers. `unfinished` must be cheap (the repository reads only the partial
-    indexes of queued and running tasks); finished totals are not counted here (see
-    docs/operations.md: they wait for exact counters). A part that cannot be read is left out
-    of the scrape, which then still answers."""
+    """Gauges read at scrape time: tasks per status and priority, and each queue's messages and
+    consumers. `by_status` must be cheap: it reads the exact counts the store keeps, never the
+    tasks table. A part that cannot be read is left out of the scrape, which then still
+    answers."""
 
     def __init__(
         self,
-        unfinished: Callable[[], Mapping[tuple[TaskStatus, Priority], int]],
+        by_status: Callable[[], Mapping[tuple[TaskStatus, Priority], int]],
         pending: Callable[[Priority], int],
         consumers: Callable[[], Mapping[Priority, int]],
     ) -> None:
-        self._unfinished = unfinished
+        self._by_status = by_status
         self._pending = pending
         self._consumers = consumers
 
@@ -184,15 +183,15 @@ class StateCollector(Collector):
 
     def _tasks(self) -> Iterable[Metric]:
         try:
-            counts = self._unfinished()
+            counts = self._by_status()
         except Exception:  # the store is down: /health says so; the scrape still answers
             return
         gauge = GaugeMetricFamily(
             "taskman_tasks",
-            "Tasks queued and running, by status and priority.",
+            "Tasks by status and priority (exact counts kept by the store).",
             labels=["status", "priority"],
         )
-        for status in (TaskStatus.QUEUED, TaskStatus.RUNNING):
+        for status in TaskStatus:
             for priority in Priority:
                 gauge.add_metric([str(status), _label(priority)], counts.get((status, priority), 0))
         yield gauge

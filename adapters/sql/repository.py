@@ -406,17 +406,5 @@ class SqlTaskRepository(TaskRepository):
         published = exists().where(PUBLISHED_AND_QUEUED, higher, tasks.c.published_at <= due_before)
         return bool(self._execute(select(or_(awaiting, published))).scalar())
 
-    def count_unfinished(self) -> dict[tuple[TaskStatus, Priority], int]:
-        """One grouped count over queued and running rows only (ix_tasks_status_id)."""
-        query = (
-            select(tasks.c.status, tasks.c.priority, func.count().label("count"))
-            .where(or_(tasks.c.status == QUEUED, RUNNING_TASK))
-            .group_by(tasks.c.status, tasks.c.priority)
-        )
-        return {
-            (TaskStatus(row["status"]), Priority(row["priority"])): int(row["count"])
-            for row in self._execute(query).mappings()
-        }
-
     def _tasks(self, query: Select[tuple[object, ...]]) -> list[Task]:
         return [task_from_row(row) for row in self._execute(query).mappings()]

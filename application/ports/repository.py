@@ -201,11 +201,6 @@ class TaskRepository(Protocol):
         or one published at or before `due_before` (a task is published only once due). A read
         of at most two index entries."""
 
-    def count_unfinished(self) -> dict[tuple[TaskStatus, Priority], int]:
-        """How many tasks are queued and running, per (status, priority); pairs with no task
-        are absent. It reads the partial indexes of queued and running tasks only, so its cost
-        is that of the backlog, never of the finished tasks."""
-
 
 class UnitOfWork(Protocol):
     """One transaction against the task store. `with uow:` begins it; leaving the block rolls

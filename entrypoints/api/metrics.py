@@ -87,12 +87,17 @@ def install_metrics(app: FastAPI, container: Container) -> None:
     app.add_middleware(RequestMetricsMiddleware, http=http, access_log=settings.access_log)
     queue = container.queue()
 
-    def unfinished() -> dict[tuple[TaskStatus, Priority], int]:
+    def by_status() -> dict[tuple[TaskStatus, Priority], int]:
+        # The exact counts (a small table of deltas), never a count over the tasks table.
         with container.read_uow() as uow:
-            return uow.tasks.count_unfinished()
+            counts = uow.tasks.counts()
+        summed: dict[tuple[TaskStatus, Priority], int] = {}
+        for (status, priority, _), n in counts.items():
+            summed[status, priority] = summed.get((status, priority), 0) + n
+        return summed
 
     served = exposition_registry(
-        registry, multiprocess(), StateCollector(unfinished, queue.pending, queue.consumers)
+        registry, multiprocess(), StateCollector(by_status, queue.pending, queue.consumers)
     )
 
     # Sync: the scrape reads the store and the broker, so it runs in the threadpool.

@@ -549,24 +549,3 @@ class TaskRepositoryContract:
             uow.commit()
         with uow:  # claimed: no longer waiting
             assert not uow.tasks.higher_priority_waiting(Priority.MEDIUM, NOW + timedelta(hours=1))
-
-    def test_count_unfinished_counts_queued_and_running_by_priority(self, uow: UnitOfWork) -> None:
-        running, queued, published, done = (
-            single(priority=Priority.HIGH),
-            single(priority=Priority.LOW),
-            single(priority=Priority.LOW),
-            single(),
-        )
-        published.mark_published(NOW)
-        done.cancel(NOW)
-        added(uow, running, queued, published, done)
-        running.claim(running.dispatch_no, NOW, LEASE)
-        with uow:
-            uow.tasks.save(running)
-            uow.commit()
-        with uow:
-            counts = uow.tasks.count_unfinished()
-        assert counts == {
-            (TaskStatus.RUNNING, Priority.HIGH): 1,
-            (TaskStatus.QUEUED, Priority.LOW): 2,
-        }
