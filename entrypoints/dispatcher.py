@@ -74,7 +74,6 @@ class DispatcherLoop:
         try:
             report = self._dispatch_due.execute()
             self._prune()
-            return report
         except Exception as error:  # the store is down (or worse): log it, wait, try again
             self._failed("dispatch round failed", _first_line(error))
             return None
