@@ -210,10 +210,23 @@ class CeleryStack:
         return redis.Redis.from_url(self.broker_url)
 
 
+def _worker_lines(worker: ManagedProcess, event: str, task_id: int) -> list[str]:
+    # The worker's structured lines (LOG_FORMAT=console): `<time> [info] <event> [taskman.worker]
+    # key=value ...`, keys in alphabetical order.
+    pattern = re.compile(rf"^.*\] {event}\s+\[taskman\.worker\].*\btask_id={task_id}\b.*$", re.M)
+    return pattern.findall(worker.log_text())
+
+
 def executions(worker: ManagedProcess, task_id: int) -> list[str]:
     """The worker's log lines about attempts of that task (not about dropped messages)."""
-    pattern = re.compile(rf"\] task {task_id} dispatch \d+: (?!stale).*")
-    return pattern.findall(worker.log_text())
+    return _worker_lines(worker, "attempt", task_id)
+
+
+def dropped(worker: ManagedProcess, task_id: int, dispatch_no: int) -> list[str]:
+    """The worker's log lines about messages of that task and dispatch it dropped (stale or
+    duplicate)."""
+    lines = _worker_lines(worker, "message dropped", task_id)
+    return [line for line in lines if f"dispatch_no={dispatch_no} " in line]
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from application.ports import Dispatch
 from application.use_cases import ChangePriorityRequest
 from domain.priority import Priority
 from domain.task import Task, TaskStatus
-from tests.integration.celery_stack import CeleryStack, celery_stack, executions
+from tests.integration.celery_stack import CeleryStack, celery_stack, dropped, executions
 from tests.processes import ManagedProcess, wait_until
 
 pytestmark = pytest.mark.integration
@@ -133,7 +133,7 @@ def test_the_same_message_delivered_twice_runs_once(system: System) -> None:
 
     high = system.workers[Priority.HIGH]
     wait_until(
-        lambda: f"task {task.id} dispatch {task.dispatch_no}: stale" in high.log_text(),
+        lambda: dropped(high, task.id, task.dispatch_no),
         timeout=5,
         what="the second delivery dropped",
     )
