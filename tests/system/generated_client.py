@@ -148,4 +148,5 @@ class OfflineDocsScenarios:
             assert browser.page.url.endswith("/docs")
         assert browser.blocked == []
         assert "Submit one addition a + b" in summaries
-        assert len(summaries) == 8
+        operations = system.http.get("/openapi.json").json()["paths"]
+        assert len(summaries) == sum(len(item) for item in operations.values())
