@@ -169,18 +169,26 @@ def system_on_postgres_and_redis(
             PORT=str(port),
             **overrides,
         )
-        migrate = launch("migrate", MIGRATE, env, log_dir).start()
-        wait_until(lambda: not migrate.running, 60, what="migrations")
-        assert migrate.stop() == 0, migrate.log_tail()
-        processes = {name: launch(name, argv, env, log_dir) for name, argv in procfile().items()}
-        system = RunningSystem(port, processes)
-        try:
-            for process in processes.values():
-                process.start()
-            system.wait_healthy()
+        with procfile_system(env, port, log_dir) as system:
             yield system, redis
-        finally:
-            system.stop()
+
+
+@contextmanager
+def procfile_system(env: Mapping[str, str], port: int, log_dir: Path) -> Iterator[RunningSystem]:
+    """Migrations, then every Procfile process started on its own with `env`, healthy; all
+    stopped afterwards."""
+    migrate = launch("migrate", MIGRATE, env, log_dir).start()
+    wait_until(lambda: not migrate.running, 60, what="migrations")
+    assert migrate.stop() == 0, migrate.log_tail()
+    processes = {name: launch(name, argv, env, log_dir) for name, argv in procfile().items()}
+    system = RunningSystem(port, processes)
+    try:
+        for process in processes.values():
+            process.start()
+        system.wait_healthy()
+        yield system
+    finally:
+        system.stop()
 
 
 @contextmanager

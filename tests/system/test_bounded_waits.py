@@ -22,9 +22,15 @@ import pytest
 import redis
 
 from adapters.broker.queue import CONSUMERS_CACHE_SECONDS
-from tests.commands import MIGRATE, procfile
+from tests.commands import procfile
 from tests.processes import ManagedProcess, free_port, wait_until
-from tests.system.harness import RunningSystem, base_environment, launch, postgres_database
+from tests.system.harness import (
+    RunningSystem,
+    base_environment,
+    launch,
+    postgres_database,
+    procfile_system,
+)
 
 pytestmark = pytest.mark.system
 
@@ -86,18 +92,8 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
             BROKER_URL=f"redis://:{PASSWORD}@127.0.0.1:{redis_port}/0",
             PORT=str(port),
         )
-        migrate = launch("migrate", MIGRATE, env, log_dir).start()
-        wait_until(lambda: not migrate.running, 60, what="migrations")
-        assert migrate.stop() == 0, migrate.log_tail()
-        processes = {name: launch(name, argv, env, log_dir) for name, argv in procfile().items()}
-        running = RunningSystem(port, processes)
-        try:
-            for process in processes.values():
-                process.start()
-            running.wait_healthy()
+        with procfile_system(env, port, log_dir) as running:
             yield System(running, server, redis_port, env)
-        finally:
-            running.stop()
 
 
 # --- Part 3: bounded waits -------------------------------------------------------------------
