@@ -263,7 +263,7 @@ def test_connections_the_server_closed_are_reestablished_transparently(system: S
         created.append(task["id"])
         time.sleep(0.3)
     for task_id in created:
-        assert api.wait_for(task_id, timeout=30)["result"] == 42
+        assert api.wait_for(task_id, timeout=120)["result"] == 42
 
 
 def test_with_redis_down_health_names_host_port_and_reason_never_the_password(
