@@ -40,13 +40,17 @@ def test_retention_prunes_succeeded_tasks_and_a_cursor_walk_sees_the_rest(
         assert system.http.post(f"/api/v1/tasks/{task['id']}/cancel").status_code == 200
         cancelled.append(task["id"])
 
-    def success_total() -> int:
-        body = system.http.get("/api/v1/tasks", params={"status": "success"}).json()
-        return int(body["total"])
+    def all_pruned() -> bool:
+        # The success count alone reads 0 before the tasks have even run; each task must be
+        # gone (404), which it only is after it succeeded and then aged past retention.
+        return all(
+            system.http.get(f"/api/v1/tasks/{task_id}").status_code == 404
+            for task_id in succeeded
+        )
 
-    wait_until(lambda: success_total() == 0, 30, what="retention to prune the succeeded tasks")
-    for task_id in succeeded:
-        assert system.http.get(f"/api/v1/tasks/{task_id}").status_code == 404
+    wait_until(all_pruned, 30, what="retention to prune the succeeded tasks")
+    body = system.http.get("/api/v1/tasks", params={"status": "success"}).json()
+    assert body["total"] == 0
 
     walked: list[int] = []
     url: str | None = "/api/v1/tasks?limit=3"
