@@ -44,8 +44,7 @@ def test_retention_prunes_succeeded_tasks_and_a_cursor_walk_sees_the_rest(
         # The success count alone reads 0 before the tasks have even run; each task must be
         # gone (404), which it only is after it succeeded and then aged past retention.
         return all(
-            system.http.get(f"/api/v1/tasks/{task_id}").status_code == 404
-            for task_id in succeeded
+            system.http.get(f"/api/v1/tasks/{task_id}").status_code == 404 for task_id in succeeded
         )
 
     wait_until(all_pruned, 30, what="retention to prune the succeeded tasks")
