@@ -4,11 +4,11 @@ request and per task as the tasks table grows.
 One run, one system (a fresh PostgreSQL database, a redis-server of its own, the API and the
 workers as in production; the dispatcher process is stopped, so the queued and due rows stay due
 for every measured round, and its maintenance, folding the counts, is run in-process before each
-size's measurements as the dispatcher would once a second). The table first holds only
-QUEUED_DUE queued, due, unpublished tasks: the baseline. It is then filled, server-side, to each
-size with a realistic history (90% success, 5% failed, 5% cancelled; one in twenty a batch; all
-three priorities; finished over the last six days, within every retention age), vacuumed and
-analysed, and at each size the same figures are measured:
+size's measurements as the dispatcher would once a second). The table first holds QUEUED_DUE
+queued, due, unpublished tasks and BASELINE_HISTORY finished ones: the baseline. It is then
+filled, server-side, to each size with a realistic history (90% success, 5% failed, 5%
+cancelled; one in twenty a batch; all three priorities; finished over the last six days, within
+every retention age), vacuumed and analysed, and at each size the same figures are measured:
 
 - create rate (wrk, 16 connections, priority 1) and end-to-end rate (E2E_TASKS priority-1 tasks,
   first start to last finish);
@@ -51,6 +51,7 @@ START_MARK = "<!-- bench-scale:start -->"
 END_MARK = "<!-- bench-scale:end -->"
 
 QUEUED_DUE = 2_000
+BASELINE_HISTORY = 10_000
 FILL_CHUNK = 1_000_000
 PAGE = 50
 CURSOR_PAGE = 1_000
@@ -114,7 +115,10 @@ def main(argv: list[str] | None = None) -> None:
         sut.process("dispatcher").stop()
         with psycopg.connect(sut.libpq_url, autocommit=True) as db:
             db.execute(_QUEUED_DUE, {"n": QUEUED_DUE})
-            filled = 0
+            # A small history in the baseline too, so that every filter's first page is as full
+            # there as at the larger sizes (an empty page would flatter the baseline).
+            _fill(db, 0, BASELINE_HISTORY)
+            filled = BASELINE_HISTORY
             for size in [0, *sizes]:
                 fill_seconds = _fill(db, filled, size) if size > filled else 0.0
                 filled = max(filled, size)
@@ -287,7 +291,9 @@ def render(figures: dict[str, Any]) -> str:
     sizes = list(rows)
     base = rows[sizes[0]]
     header = "| figure | " + " | ".join(
-        f"{size} rows" if size != "baseline" else f"baseline ({QUEUED_DUE:,} queued)"
+        f"{size} rows"
+        if size != "baseline"
+        else f"baseline ({QUEUED_DUE:,} queued, {BASELINE_HISTORY:,} finished)"
         for size in sizes
     )
     header += " | " + " | ".join(f"ratio at {size}" for size in sizes[1:]) + " |"
