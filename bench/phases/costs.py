@@ -39,15 +39,13 @@ def _pairs(
         order = ("false", "true") if index % 2 == 0 else ("true", "false")
         rates: dict[str, float] = {}
         for value in order:
-            sut.system.restart(*processes, **{setting: value})
-            _wait_ready(sut)
+            _restart(sut, processes, setting, value)
             rate = end_to_end(sut, db, run_plan, connections)["e2e_tasks_per_s"]
             rates["on" if value == "true" else "off"] = rate
         pairs.append(
             {"off": rates["off"], "on": rates["on"], "cost": 1 - rates["on"] / rates["off"]}
         )
-    sut.system.restart(*processes, **{setting: "true"})  # both are on by default
-    _wait_ready(sut)
+    _restart(sut, processes, setting, "true")  # both are on by default
     cost = statistics.median(pair["cost"] for pair in pairs)
     say(
         f"{setting}: median cost {cost:+.1%} of end-to-end throughput over {PAIRS} pairs "
@@ -58,6 +56,12 @@ def _pairs(
         "pairs": [{k: round(v, 4) for k, v in pair.items()} for pair in pairs],
         "tasks_per_run": run_plan.e2e_tasks,
     }
+
+
+def _restart(sut: SystemUnderTest, processes: tuple[str, ...], setting: str, value: str) -> None:
+    sut.system.restart(*processes, **{setting: value})
+    sut.system.wait_healthy()  # the API answers again, if it was restarted
+    _wait_ready(sut)  # and every pool consumes
 
 
 def events_and_metrics(
