@@ -64,9 +64,11 @@ class Settings(BaseSettings):
     )
     worker_concurrency: int = Field(default=2, ge=1, description="Processes per priority pool.")
     task_events: bool = Field(
-        default=True,
-        description="Workers send Celery's task events and heartbeats, so Flower and `celery "
-        "events` show taskman's tasks live (not on the embedded filesystem broker).",
+        default=False,
+        description="Workers send Celery's task events and heartbeats from the start, so "
+        "`celery events` shows taskman's tasks live (not on the embedded filesystem broker). Off, "
+        "as in Celery: they cost the pools CPU; Flower and `celery control enable_events` turn "
+        "them on while someone watches.",
     )
 
     delay_high_seconds: float = Field(default=0.0, ge=0, description="Start delay of priority 1.")

@@ -6,6 +6,7 @@ health routes tell live, ready and degraded apart."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -66,7 +67,14 @@ class EventLog:
 
 
 def test_task_events_reach_celery_s_event_receiver(system: RunningSystem) -> None:
-    with EventLog(system.processes["api"].env["BROKER_URL"]) as log:
+    """Events are off by default (TASK_EVENTS); `celery control enable_events`, what Flower
+    sends when it starts, turns them on in the running workers."""
+    env = system.processes["api"].env
+    command = [sys.executable, *CELERY_APP[1:], "control", "enable_events", "--timeout", "5"]
+    enabled = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert enabled.returncode == 0, enabled.stderr
+    assert len(re.findall(r"task events (?:already )?enabled", enabled.stdout)) == 3, enabled.stdout
+    with EventLog(env["BROKER_URL"]) as log:
         # Heartbeats every 2 s: the first one says the receiver listens, so no event is missed.
         wait_until(lambda: log.of("worker-heartbeat", hostname=f"high@{HOST}"), 15)
         task = system.create(3, 4, priority=1)
@@ -134,6 +142,14 @@ def test_flower_lists_taskman_s_tasks_and_one_node_per_pool_across_a_restart(
 
     wait_until(high_nodes, 15, what="flower sees the high pool")
     system.restart("worker-high")
+    # Events are off by default (TASK_EVENTS): the restarted worker sends them once Flower's
+    # periodic `enable_events` (every 5 s) reaches it, and its heartbeats say when.
+    with EventLog(system.processes["api"].env["BROKER_URL"]) as log:
+        wait_until(
+            lambda: log.of("worker-heartbeat", hostname=f"high@{HOST}"),
+            30,
+            what="flower turns the restarted worker's events on",
+        )
     # The restarted worker answers under the same name: Flower still knows one high node.
     task = system.create(5, 6, priority=1)
     assert system.wait_for(task["id"])["result"] == 11
