@@ -125,7 +125,7 @@ class PrometheusMetrics(Metrics):
     ) -> None:
         label = _label(priority)
         self.attempts.labels(label, str(result)).inc()
-        if result is not AttemptResult.STALE_DROPPED:  # nothing ran
+        if result not in (AttemptResult.STALE_DROPPED, AttemptResult.RELEASED):  # nothing ran
             self.run.labels(label).observe(run)
 
     def dispatch_round(

@@ -77,6 +77,14 @@ _SAVE = (
 # Task.claim (rule: queued and this dispatch number; effect: running, one more attempt, started
 # now, lease until now + lease) and must change with it: the repository contract checks they
 # agree.
+_CLAIM_EFFECT = {
+    "status": RUNNING,
+    "attempts": tasks.c.attempts + 1,
+    "started_at": bindparam("now", type_=tasks.c.started_at.type),
+    "lease_expires_at": bindparam("lease_until", type_=tasks.c.lease_expires_at.type),
+    "updated_at": bindparam("now", type_=tasks.c.updated_at.type),
+    "version": tasks.c.version + 1,
+}
 _CLAIM = (
     update(tasks)
     .where(
@@ -84,14 +92,19 @@ _CLAIM = (
         tasks.c.status == QUEUED,
         tasks.c.dispatch_no == bindparam("claimed_dispatch_no"),
     )
-    .values(
-        status=RUNNING,
-        attempts=tasks.c.attempts + 1,
-        started_at=bindparam("now", type_=tasks.c.started_at.type),
-        lease_expires_at=bindparam("lease_until", type_=tasks.c.lease_expires_at.type),
-        updated_at=bindparam("now", type_=tasks.c.updated_at.type),
-        version=tasks.c.version + 1,
+    .values(_CLAIM_EFFECT)
+    .returning(*tasks.c)
+)
+# Every dispatch of a message at once, each row on its own rule. `id IN` leads the primary key;
+# the row values only filter, so a stale entry (another dispatch number) matches no row.
+_CLAIM_ALL = (
+    update(tasks)
+    .where(
+        tasks.c.id.in_(bindparam("ids", expanding=True)),
+        tuple_(tasks.c.id, tasks.c.dispatch_no).in_(bindparam("dispatches", expanding=True)),
+        tasks.c.status == QUEUED,
     )
+    .values(_CLAIM_EFFECT)
     .returning(*tasks.c)
 )
 
@@ -227,6 +240,69 @@ class SqlTaskRepository(TaskRepository):
         params["claimed_dispatch_no"] = claimed_dispatch_no
         row = self._execute(_RECORD_OUTCOME, params).mappings().first()
         return task_from_row(row) if row is not None else None
+
+    def claim_all(
+        self, dispatches: Sequence[tuple[int, int]], now: datetime, lease: timedelta
+    ) -> list[Task]:
+        """Every claim in one conditional UPDATE ... RETURNING (see _CLAIM_ALL)."""
+        if len(dispatches) == 1:
+            ((task_id, dispatch_no),) = dispatches
+            claimed = self.claim(task_id, dispatch_no, now, lease)
+            return [claimed] if claimed is not None else []
+        if not dispatches:
+            return []
+        self._will_write()
+        params = {
+            "ids": [task_id for task_id, _ in dispatches],
+            "dispatches": list(dispatches),
+            "now": now,
+            "lease_until": now + lease,
+        }
+        return [task_from_row(row) for row in self._execute(_CLAIM_ALL, params).mappings()]
+
+    def record_outcomes(self, outcomes: Sequence[tuple[Task, int]]) -> list[Task]:
+        """One conditional UPDATE ... RETURNING for all: the rule of _RECORD_OUTCOME on each
+        row, each outcome's field a CASE on the id (a single value when every outcome has the
+        same)."""
+        if len(outcomes) == 1:
+            ((task, claimed_dispatch_no),) = outcomes
+            recorded = self.record_outcome(task, claimed_dispatch_no)
+            return [recorded] if recorded is not None else []
+        if not outcomes:
+            return []
+        self._will_write()
+        ids = [task.id for task, _ in outcomes]
+        rows = [mutable_values(task) for task, _ in outcomes]
+        values: dict[str, Any] = {"version": tasks.c.version + 1}
+        for name in ATTEMPT_OUTCOME_FIELDS:
+            column = tasks.c[name]
+            first = rows[0][name]
+            if all(row[name] == first for row in rows):
+                values[name] = bindparam(None, first, type_=column.type)
+                continue
+            values[name] = case(
+                *(
+                    (
+                        tasks.c.id == bindparam(None, task_id, type_=tasks.c.id.type),
+                        bindparam(None, row[name], type_=column.type),
+                    )
+                    for task_id, row in zip(ids, rows, strict=True)
+                ),
+                else_=column,
+            )
+        statement = (
+            update(tasks)
+            .where(
+                tasks.c.id.in_(ids),
+                tuple_(tasks.c.id, tasks.c.dispatch_no).in_(
+                    [(task.id, claimed) for task, claimed in outcomes]
+                ),
+                tasks.c.status == RUNNING,
+            )
+            .values(values)
+            .returning(*tasks.c)
+        )
+        return [task_from_row(row) for row in self._execute(statement).mappings()]
 
     def page(
         self, task_filter: TaskFilter, limit: int, offset: int, *, before_id: int | None = None
