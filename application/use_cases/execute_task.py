@@ -17,6 +17,10 @@ from domain.task import Task, TaskStatus
 # distance between a publication and its claim.
 INVERSION_GRACE = timedelta(milliseconds=100)
 
+# A message's task whose turn comes this fraction of the lease after the claims is released, not
+# started (see ExecuteTask).
+RELEASE_AFTER_LEASE_FRACTION = 3
+
 log = logging.getLogger(__name__)
 
 
@@ -71,9 +75,10 @@ class ExecuteTask:
     new priority) never makes it fail and is kept, and a failing task fails alone. If a lease
     expired and its task was handed to another attempt, that late outcome is dropped; the
     others stand. If the process dies between the claims and the outcomes, every task of the
-    message comes back by its lease. A task whose turn comes when half the lease has passed
+    message comes back by its lease. A task whose turn comes when a third of the lease has passed
     since the claims is not started but released (queued again at once, the attempt not
-    counted), so the message's attempts end well within the leases and Celery's time limit.
+    counted), so the message's attempts end well within the leases and before Celery's soft
+    time limit (at least half the lease) interrupts one of them.
 
     Each attempt is reported to `metrics`: its start (lateness, wait, and whether a task of a
     higher priority was left waiting, one indexed read per message), then its result and run
@@ -117,7 +122,7 @@ class ExecuteTask:
                 results[index] = ExecuteTaskResult(AttemptOutcome.STALE_MESSAGE, None)
                 continue
             now = self._clock.now()
-            if now - claimed_at >= self._lease / 2:
+            if now - claimed_at >= self._lease / RELEASE_AFTER_LEASE_FRACTION:
                 task.release(request.dispatch_no, now)
                 ran.append((index, task, request.dispatch_no, None))
                 continue

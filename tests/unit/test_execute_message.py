@@ -130,12 +130,12 @@ def test_a_worker_killed_mid_message_gives_every_task_back_by_its_lease(core: Co
         assert (task.status, task.result, task.attempts) == (TaskStatus.SUCCESS, 2 * i, 2)
 
 
-def test_a_task_whose_turn_comes_after_half_the_lease_is_released_not_run(core: Core) -> None:
+def test_a_task_whose_turn_comes_after_a_third_of_the_lease_is_released_not_run(core: Core) -> None:
     ids = created(core, 4)
 
     class Slow(ScriptedArithmetic):
         def sum_pairs(self, pairs: Sequence[Pair]) -> list[int]:
-            core.clock.advance(LEASE.total_seconds() / 4 + 0.1)
+            core.clock.advance(LEASE.total_seconds() / 6 + 0.1)
             return add_pairs(pairs)
 
     core.execute_task._arithmetic = Slow()
