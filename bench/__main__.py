@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
                 "API_WORKERS",
                 "WORKER_CONCURRENCY",
                 "DISPATCHER_POLL_SECONDS",
+                "MESSAGE_MAX_TASKS",
                 "LOG_LEVEL",
             )
         }

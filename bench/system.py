@@ -56,6 +56,9 @@ def production_settings() -> dict[str, str]:
     settings.setdefault(
         "DELAY_LOW_SECONDS", str(Settings.model_fields["delay_low_seconds"].default)
     )
+    settings.setdefault(
+        "MESSAGE_MAX_TASKS", str(Settings.model_fields["message_max_tasks"].default)
+    )
     return settings
 
 
