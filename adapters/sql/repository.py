@@ -119,18 +119,23 @@ _CLAIM_ALL = (
     .returning(*tasks.c)
 )
 
+
 # The same on PostgreSQL, with the entries as two array parameters: a short, constant statement
 # that psycopg parses once and the server prepares, whatever the message's size (a statement of
 # a hundred placeholders would be split and planned anew each time). unnest pairs the arrays up
 # row by row; each row then joins its task by primary key.
-_ENTRY = (
-    func.unnest(
-        bindparam("ids", type_=ARRAY(BigInteger())),
-        bindparam("dispatch_nos", type_=ARRAY(Integer())),
+def _unnested(name: str, columns: dict[str, TypeEngine[Any]]) -> Any:
+    """`unnest(:<column>_all, ...) AS name(<column>, ...)`: one array parameter per column,
+    paired up row by row."""
+    arrays = (bindparam(f"{column_}_all", type_=ARRAY(type_)) for column_, type_ in columns.items())
+    return (
+        func.unnest(*arrays)
+        .table_valued(*(column(column_, type_) for column_, type_ in columns.items()))
+        .render_derived(name=name)
     )
-    .table_valued(column("id", BigInteger()), column("dispatch_no", Integer()))
-    .render_derived(name="entry")
-)
+
+
+_ENTRY = _unnested("entry", {"id": BigInteger(), "dispatch_no": Integer()})
 _CLAIM_ALL_PG = (
     update(tasks)
     .where(
@@ -178,13 +183,7 @@ _OUTCOME_TYPES: dict[str, TypeEngine[Any]] = {
     "updated_at": TIMESTAMP(timezone=True),
 }
 assert set(_OUTCOME_TYPES) == {"id", "claimed_dispatch_no", *ATTEMPT_OUTCOME_FIELDS}
-_OUTCOME = (
-    func.unnest(
-        *(bindparam(f"{name}_all", type_=ARRAY(type_)) for name, type_ in _OUTCOME_TYPES.items())
-    )
-    .table_valued(*(column(name, type_) for name, type_ in _OUTCOME_TYPES.items()))
-    .render_derived(name="outcome")
-)
+_OUTCOME = _unnested("outcome", _OUTCOME_TYPES)
 _RECORD_OUTCOMES_PG = (
     update(tasks)
     .where(
@@ -370,8 +369,8 @@ class SqlTaskRepository(TaskRepository):
         self._will_write()
         params: dict[str, Any] = {"now": now, "lease_until": now + lease}
         if self._postgres:
-            params["ids"] = [task_id for task_id, _ in dispatches]
-            params["dispatch_nos"] = [dispatch_no for _, dispatch_no in dispatches]
+            params["id_all"] = [task_id for task_id, _ in dispatches]
+            params["dispatch_no_all"] = [dispatch_no for _, dispatch_no in dispatches]
             return self._tasks_written(_CLAIM_ALL_PG, params)
         params["ids"] = [task_id for task_id, _ in dispatches]
         params["dispatches"] = list(dispatches)
