@@ -112,7 +112,7 @@ def test_a_worker_killed_mid_message_gives_its_tasks_back_by_their_leases(
     time.sleep(1.0)
     slow.kill()  # kill -9 of the worker and its pool: no outcome written, no acknowledgement
     assert all(t.status is TaskStatus.RUNNING for t in stack.tasks(ids))
-    fresh = stack.worker("low")
+    fresh = stack.worker("low", name="worker-low-fresh")  # a log of its own
 
     done = stack.wait_finished(ids, timeout=30)
     for i, task in enumerate(done):
