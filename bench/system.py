@@ -62,6 +62,16 @@ def production_settings() -> dict[str, str]:
     return settings
 
 
+def differences_from_make_run(settings: dict[str, str]) -> dict[str, dict[str, str]]:
+    """The settings of `settings` whose value is not `make run`'s default, each with both."""
+    differ = {}
+    for name, value in settings.items():
+        field = Settings.model_fields.get(name.lower())
+        if field is not None and str(field.default) != value:
+            differ[name] = {"bench": value, "make_run": str(field.default)}
+    return differ
+
+
 @contextmanager
 def running_system(log_dir: Path) -> Iterator[SystemUnderTest]:
     """A fresh PostgreSQL database and a redis-server of its own, both gone afterwards."""
