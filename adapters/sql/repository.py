@@ -34,6 +34,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.sql.dml import Update
 from sqlalchemy.types import TypeEngine
 
 from adapters.sql.errors import store_errors
@@ -135,17 +136,18 @@ def _unnested(name: str, columns: dict[str, TypeEngine[Any]]) -> Any:
     )
 
 
-_ENTRY = _unnested("entry", {"id": BigInteger(), "dispatch_no": Integer()})
-_CLAIM_ALL_PG = (
-    update(tasks)
-    .where(
-        tasks.c.id == _ENTRY.c.id,
-        tasks.c.dispatch_no == _ENTRY.c.dispatch_no,
-        tasks.c.status == QUEUED,
+def _each_row(rows: Any, dispatch_no: str, status: Any) -> Update:
+    """An UPDATE of the tasks `rows` (unnested) name by id, each at its own dispatch number (the
+    column `dispatch_no` of `rows`) and in `status`."""
+    return update(tasks).where(
+        tasks.c.id == rows.c.id,
+        tasks.c.dispatch_no == rows.c[dispatch_no],
+        tasks.c.status == status,
     )
-    .values(_CLAIM_EFFECT)
-    .returning(*tasks.c)
-)
+
+
+_ENTRY = _unnested("entry", {"id": BigInteger(), "dispatch_no": Integer()})
+_CLAIM_ALL_PG = _each_row(_ENTRY, "dispatch_no", QUEUED).values(_CLAIM_EFFECT).returning(*tasks.c)
 
 # An attempt's outcome, conditional on its claim (docs/glossary.md#claim: results are written
 # only by the attempt holding it), not on the version: it sets the outcome's columns
@@ -185,12 +187,7 @@ _OUTCOME_TYPES: dict[str, TypeEngine[Any]] = {
 assert set(_OUTCOME_TYPES) == {"id", "claimed_dispatch_no", *ATTEMPT_OUTCOME_FIELDS}
 _OUTCOME = _unnested("outcome", _OUTCOME_TYPES)
 _RECORD_OUTCOMES_PG = (
-    update(tasks)
-    .where(
-        tasks.c.id == _OUTCOME.c.id,
-        tasks.c.dispatch_no == _OUTCOME.c.claimed_dispatch_no,
-        tasks.c.status == RUNNING,
-    )
+    _each_row(_OUTCOME, "claimed_dispatch_no", RUNNING)
     .values(
         {
             name: cast(_OUTCOME.c[name], JSONB) if name == "results" else _OUTCOME.c[name]
