@@ -25,7 +25,7 @@ import re
 import socket
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.backoff import NoBackoff
@@ -112,13 +112,15 @@ class RedisPublisher:
 
     def waiting_dispatches(self, queue: str, *, most_per_message: int) -> int:
         """How many dispatches the messages waiting on `queue` carry: counted from their ids
-        while at most EXACTLY_COUNTED wait (one LRANGE), else at most `most_per_message` each."""
-        with self._client.pipeline(transaction=False) as pipe:
-            pipe.llen(queue)
-            pipe.lrange(queue, 0, EXACTLY_COUNTED)
-            waiting, items = pipe.execute()
-        if waiting > EXACTLY_COUNTED or len(items) > EXACTLY_COUNTED:
-            return int(waiting) * most_per_message
+        while at most EXACTLY_COUNTED wait (a second round trip, LRANGE), else at most
+        `most_per_message` each (LLEN alone, whatever the backlog)."""
+        waiting = int(self._client.llen(queue))
+        if waiting > EXACTLY_COUNTED:
+            return waiting * most_per_message
+        # No decode_responses on this client: items are bytes.
+        items = cast(list[bytes], self._client.lrange(queue, 0, EXACTLY_COUNTED))
+        if len(items) > EXACTLY_COUNTED:  # it grew meanwhile
+            return len(items) * most_per_message
         return sum(_dispatches_in(item, most_per_message) for item in items)
 
     def _current_origin(self) -> str:
