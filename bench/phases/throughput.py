@@ -156,6 +156,7 @@ def message_sizes(
         for size in MESSAGE_SIZES:
             sut.system.restart(*names, MESSAGE_MAX_TASKS=str(size))
             sut.system.wait_healthy()
+            _wait_ready(sut)  # every pool consumes
             rates[str(size)] = end_to_end(sut, db, plan, connections)["e2e_tasks_per_s"]
     finally:
         sut.system.restart(*names, MESSAGE_MAX_TASKS=own)
