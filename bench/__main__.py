@@ -2,9 +2,10 @@
 
 Phases, in order: the baselines (pgbench INSERT, bare Celery) while the system idles; priority-1
 latency on the idle system; the create rate at each concurrency and the backlog drain; 10,000
-priority-1 tasks end to end, with task events on then off, and with metrics off then on again
-(their costs); the delay lag of priorities 2 and 3; the 100,000-pair batch; and last the
-priority-3 flood with priority-1 probes (last, because it leaves work behind)."""
+priority-1 tasks end to end, with task events on then off, with metrics off then on again
+(their costs), and with messages of at most 1, 10 and 100 tasks; the delay lag of priorities 2
+and 3; the 100,000-pair batch; and last the priority-3 flood with priority-1 probes (last,
+because it leaves work behind)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,12 @@ from bench import chart, report
 from bench.loadgen import wrk
 from bench.phases import baselines, batch, costs, latency, throughput
 from bench.plan import PLANS
-from bench.system import running_system
+from bench.system import (
+    BENCH_LOG_LEVEL,
+    differences_from_make_run,
+    production_settings,
+    running_system,
+)
 from bench.timings import Timings
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -49,6 +55,10 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     log_dir = RESULTS / "logs"
     shutil.rmtree(log_dir, ignore_errors=True)
+    figures["differs_from_make_run"] = differences_from_make_run(production_settings())
+    for name, values in figures["differs_from_make_run"].items():
+        why = _WHY.get(name, "set in the environment")
+        print(f"{name}={values['bench']} (make run: {values['make_run']}): {why}", flush=True)
     print(f"starting taskman on PostgreSQL + Redis (logs in {log_dir})", flush=True)
     with running_system(log_dir) as sut:
         figures["settings"] = {
@@ -57,6 +67,7 @@ def main(argv: list[str] | None = None) -> None:
                 "API_WORKERS",
                 "WORKER_CONCURRENCY",
                 "DISPATCHER_POLL_SECONDS",
+                "MESSAGE_MAX_TASKS",
                 "LOG_LEVEL",
             )
         }
@@ -71,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
             best = throughput.best_concurrency(figures)
             figures |= throughput.end_to_end(sut, db, plan, best)
             figures |= costs.events_and_metrics(sut, db, plan, best)
+            figures |= throughput.message_sizes(sut, db, plan, best)
             figures |= latency.delay_lag(sut, db, plan)
             figures |= batch.big_batch(sut, db, plan)
             figures |= latency.p1_under_flood(sut, db, plan, best)
@@ -84,6 +96,12 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(report.render(figures))
     print(f"\n{RESULTS / name} and the chart written in {figures['wall_seconds']:.0f} s")
+
+
+_WHY = {
+    "LOG_LEVEL": f"{BENCH_LOG_LEVEL} in taskman and bare Celery alike, so neither pays a line per "
+    "task (at INFO a worker writes one per attempt)",
+}
 
 
 def _cpus() -> int:

@@ -17,8 +17,22 @@ def goals(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
     e2e_ratio = ratio(figures["e2e_tasks_per_s"], figures["bare_celery_tasks_per_s"])
     p1_p99 = figures["p1_latency_ms_under_flood"]["p99"]
     lag_p99 = max(lag["p99"] or 0 for lag in figures["delay_lag_ms"].values())
+    drain_ratio = ratio(figures["drain_tasks_per_s"], figures["bare_celery_tasks_per_s"])
+    p1_idle_p99 = figures["p1_latency_ms_idle"]["p99"]
     return {
         "e2e_vs_bare_celery>=0.5": {"value": e2e_ratio, "met": (e2e_ratio or 0) >= 0.5},
+        # Issue 14's goals.
+        "e2e_vs_bare_celery>=1.5": {"value": e2e_ratio, "met": (e2e_ratio or 0) >= 1.5},
+        "drain_vs_bare_celery>=2": {"value": drain_ratio, "met": (drain_ratio or 0) >= 2},
+        "p1_p99_idle_ms<=15": {
+            "value": p1_idle_p99,
+            "met": p1_idle_p99 is not None and p1_idle_p99 <= 15,
+        },
+        "p1_p99_under_flood_ms<=25": {
+            "value": p1_p99,
+            "met": p1_p99 is not None and p1_p99 <= 25,
+        },
+        "delay_lag_p99_ms<=100": {"value": lag_p99, "met": lag_p99 <= 100},
         "best_create_per_s>=1000": {"value": best_create, "met": best_create >= 1000},
         "p1_p99_under_flood_ms<=50": {"value": p1_p99, "met": p1_p99 is not None and p1_p99 <= 50},
         "delay_lag_p99_ms<=250": {"value": lag_p99, "met": lag_p99 <= 250},
@@ -58,6 +72,9 @@ def rows(figures: dict[str, Any]) -> list[Row]:
                     f"{what} off",
                 )
             )
+    for size, per_s in figures.get("e2e_by_message_max_tasks", {}).items():
+        name = f"e2e, messages of <= {size} (tasks/s)"
+        table.append((name, per_s, bare, ratio(per_s, bare), "bare Celery"))
     drain = figures["drain_tasks_per_s"]
     table.append(
         ("high pool backlog drain (tasks/s)", drain, bare, ratio(drain, bare), "bare Celery")

@@ -56,7 +56,20 @@ def production_settings() -> dict[str, str]:
     settings.setdefault(
         "DELAY_LOW_SECONDS", str(Settings.model_fields["delay_low_seconds"].default)
     )
+    settings.setdefault(
+        "MESSAGE_MAX_TASKS", str(Settings.model_fields["message_max_tasks"].default)
+    )
     return settings
+
+
+def differences_from_make_run(settings: dict[str, str]) -> dict[str, dict[str, str]]:
+    """The settings of `settings` whose value is not `make run`'s default, each with both."""
+    differ = {}
+    for name, value in settings.items():
+        field = Settings.model_fields.get(name.lower())
+        if field is not None and str(field.default) != value:
+            differ[name] = {"bench": value, "make_run": str(field.default)}
+    return differ
 
 
 @contextmanager

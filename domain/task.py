@@ -3,6 +3,7 @@
     create ──▶ queued ──claim──▶ running ──complete──▶ success
                  ▲ │                │
    re-prioritise ┘ │ cancel         ├─ attempt fails, budget left ─▶ queued (after backoff)
+                   │                ├─ released before it began ──▶ queued (attempt not counted)
                    ▼                ├─ lease expired ─────────────▶ queued (attempt stays counted)
                cancelled            └─ attempt fails, budget spent ─▶ failed ──retry──▶ queued
 
@@ -46,6 +47,7 @@ class TaskType(StrEnum):
 # a running task): the store writes an outcome back as these fields only, so that move is kept.
 ATTEMPT_OUTCOME_FIELDS = (
     "status",
+    "attempts",
     "result",
     "results",
     "error_message",
@@ -285,6 +287,15 @@ class Task:
             return
         self.lease_expires_at = None
         self._requeue(now + retry.backoff(self.attempts))
+        self.updated_at = now
+
+    def release(self, dispatch_no: int, now: datetime) -> None:
+        """The claim is given back before the attempt's work began (the worker ran out of time
+        for it): queued again at once under a new dispatch number, the attempt not counted."""
+        self._require_claim(dispatch_no)
+        self.attempts -= 1
+        self.lease_expires_at = None
+        self._requeue(now)
         self.updated_at = now
 
     def expire_lease(self, now: datetime) -> None:

@@ -71,7 +71,12 @@ class Container(containers.DeclarativeContainer):
         rejected_messages_max=settings.provided.rejected_messages_max,
         task_events=settings.provided.task_events,
     )
-    queue = providers.ThreadSafeSingleton(CeleryTaskQueue, celery_app)
+    queue = providers.ThreadSafeSingleton(
+        CeleryTaskQueue,
+        celery_app,
+        max_tasks=settings.provided.message_max_tasks,
+        spread=settings.provided.worker_concurrency,
+    )
     arithmetic = providers.ThreadSafeSingleton(
         FaultInjectingArithmetic,
         inner=providers.Singleton(ExactArithmetic),

@@ -11,6 +11,7 @@ from urllib.parse import quote
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from adapters.broker.envelope import MAX_DISPATCHES
 from application.use_cases import Quota
 from domain.priority import Priority, SchedulePolicy
 from domain.retry import RetryPolicy
@@ -94,12 +95,21 @@ class Settings(BaseSettings):
         default=0.1, gt=0, description="Longest pause between two dispatcher rounds."
     )
     dispatcher_batch_size: int = Field(default=500, ge=1, description="Tasks per round.")
+    message_max_tasks: int = Field(
+        default=100,
+        ge=1,
+        le=MAX_DISPATCHES,
+        description="Most tasks one broker message carries. Tasks published together (a group "
+        "of creates, a dispatcher round) share messages, spread over at least "
+        "WORKER_CONCURRENCY of them; a worker claims and records a message's tasks in one "
+        "statement each. 1: one message per task.",
+    )
     lost_message_after_seconds: float = Field(
         default=30.0,
         gt=0,
         description="A queued task published this long ago whose message can no longer be on "
-        "its queue (as many tasks were published after it as messages wait there) is published "
-        "again.",
+        "its queue (as many tasks were published after it as the messages waiting there carry) "
+        "is published again.",
     )
     db_lock_timeout_seconds: float = Field(
         default=1.0,

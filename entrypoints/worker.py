@@ -2,7 +2,8 @@
 
 Each priority has its own queue and its own pool of `WORKER_CONCURRENCY` processes, so a flood of
 low-priority work never delays high-priority work. The Celery task is thin: it resolves
-ExecuteTask from the container and runs one attempt; the use case decides everything else.
+ExecuteTask from the container and runs one attempt of each task the message names (one or
+several, adapters/broker/messages.py); the use case decides everything else.
 
 If the store is down the attempt raises, Celery logs it and acknowledges the message; nothing is
 lost, since the dispatcher republishes a queued task whose message vanished and requeues a
@@ -29,7 +30,7 @@ import structlog
 from celery import Celery, signals
 
 from adapters.broker import EXECUTE_TASK
-from adapters.broker.envelope import PoisonMessage, check_arguments
+from adapters.broker.envelope import PoisonMessage, dispatches_of
 from application.use_cases.execute_task import AttemptOutcome, ExecuteTaskRequest
 from domain.priority import Priority
 from entrypoints.container import Container
@@ -61,25 +62,27 @@ def register_tasks(app: Celery, container: Container, priority: Priority) -> Non
         try:
             if kwargs:
                 raise PoisonMessage("keyword arguments (taskman sends none)")
-            task_id, dispatch_no = check_arguments(args)
+            dispatches = dispatches_of(args)
         except PoisonMessage as poison:
             log.warning(f"[{priority.queue_name}] rejected a message: {poison}; dropped")
             return
-        done = container.execute_task().execute(ExecuteTaskRequest(task_id, dispatch_no, priority))
-        task = done.task
-        # One line per attempt (or dropped message), whatever its outcome.
-        log.log(
-            WARNING if done.outcome is AttemptOutcome.LOST_CLAIM else INFO,
-            "attempt" if task is not None else "message dropped",
-            task_id=task_id,
-            dispatch_no=dispatch_no,
-            priority=int(task.priority) if task is not None else int(priority),
-            attempt=task.attempts if task is not None else None,
-            outcome=str(done.result),
-            duration_ms=_ms(done.run),
-            lateness_ms=_ms(done.lateness),
-            error=task.error_message if task is not None and done.result != "success" else None,
-        )
+        requests = [ExecuteTaskRequest(task_id, no, priority) for task_id, no in dispatches]
+        results = container.execute_task().execute_all(requests)
+        for (task_id, dispatch_no), done in zip(dispatches, results, strict=True):
+            task = done.task
+            # One line per attempt (or dropped entry), whatever its outcome.
+            log.log(
+                WARNING if done.outcome is AttemptOutcome.LOST_CLAIM else INFO,
+                "attempt" if task is not None else "message dropped",
+                task_id=task_id,
+                dispatch_no=dispatch_no,
+                priority=int(task.priority) if task is not None else int(priority),
+                attempt=task.attempts if task is not None else None,
+                outcome=str(done.result),
+                duration_ms=_ms(done.run),
+                lateness_ms=_ms(done.lateness),
+                error=task.error_message if task is not None and done.result != "success" else None,
+            )
 
     def forget_parent_engine(**_: Any) -> None:
         # A pool process is forked: connections inherited from the parent share its sockets, so

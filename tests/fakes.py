@@ -123,6 +123,11 @@ class InMemoryTaskRepository(TaskRepository):
 
     def claim(self, task_id: int, dispatch_no: int, now: datetime, lease: timedelta) -> Task | None:
         self._statement()
+        return self._claim(task_id, dispatch_no, now, lease)
+
+    def _claim(
+        self, task_id: int, dispatch_no: int, now: datetime, lease: timedelta
+    ) -> Task | None:
         current = self._current(task_id)
         task = copy.deepcopy(current) if current is not None else None
         if task is None or not task.can_claim(dispatch_no):
@@ -132,8 +137,25 @@ class InMemoryTaskRepository(TaskRepository):
         self.staged[task_id] = copy.deepcopy(task)
         return task
 
+    def claim_all(
+        self, dispatches: Sequence[tuple[int, int]], now: datetime, lease: timedelta
+    ) -> list[Task]:
+        self._statement()
+        claimed = (
+            self._claim(task_id, dispatch_no, now, lease) for task_id, dispatch_no in dispatches
+        )
+        return [task for task in claimed if task is not None]
+
+    def record_outcomes(self, outcomes: Sequence[tuple[Task, int]]) -> list[Task]:
+        self._statement()
+        recorded = (self._record_outcome(task, claimed) for task, claimed in outcomes)
+        return [task for task in recorded if task is not None]
+
     def record_outcome(self, task: Task, claimed_dispatch_no: int) -> Task | None:
         self._statement()
+        return self._record_outcome(task, claimed_dispatch_no)
+
+    def _record_outcome(self, task: Task, claimed_dispatch_no: int) -> Task | None:
         assert task.id is not None
         current = self._current(task.id)
         if current is None or not current.holds_claim(claimed_dispatch_no):
@@ -456,6 +478,9 @@ class RecordingQueue(TaskQueue):
         if not self.available:
             raise QueueUnavailable("broker down")
         return sum(1 for d in self.waiting if d.priority is priority)
+
+    def waiting_dispatches(self, priority: Priority) -> int:
+        return self.pending(priority)  # exact: the fake keeps each dispatch apart
 
     def consumers(self) -> Mapping[Priority, int]:
         if not self.available:

@@ -18,12 +18,13 @@ MESSAGE_MAX_BYTES = 4096
 """The size limit the poisons are meant for (BROKER_MESSAGE_MAX_BYTES)."""
 
 
-def valid_message(**changes: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-    """A message exactly as taskman publishes it (for a task that does not exist, so that a
-    poison which slips through is harmless), with each change applied."""
-    envelope: dict[str, Any] = json.loads(
-        message(Dispatch(987654, 1, Priority.HIGH), "high", "gen1@test", str(uuid.uuid4()))
-    )
+def valid_message(
+    dispatches: int = 1, **changes: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """A message exactly as taskman publishes it, of `dispatches` dispatches (for tasks that do
+    not exist, so that a poison which slips through is harmless), with each change applied."""
+    carried = [Dispatch(987654 + i, 1, Priority.HIGH) for i in range(dispatches)]
+    envelope: dict[str, Any] = json.loads(message(carried, "high", "gen1@test", str(uuid.uuid4())))
     for change in changes.values():
         change(envelope)
     return envelope
@@ -39,6 +40,11 @@ def with_body(body: Any) -> Callable[[dict[str, Any]], None]:
 def with_args(*args: Any) -> Callable[[dict[str, Any]], None]:
     embed = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
     return with_body([list(args), {}, embed])
+
+
+def many(pairs: list[list[int]]) -> dict[str, Any]:
+    """The one argument of a format-2 message."""
+    return {"format": 2, "dispatches": pairs}
 
 
 def setting(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
@@ -74,6 +80,18 @@ POISONS: dict[str, tuple[bytes, str]] = {
     "float arguments": (raw(valid_message(c=with_args(1.0, 2.0))), "argument 1 is a float"),
     "boolean argument": (raw(valid_message(c=with_args(1, True))), "argument 2 is a bool"),
     "huge argument": (raw(valid_message(c=with_args(2**70, 1))), "argument 1 is out of range"),
+    "format 2, stale format": (
+        raw(valid_message(c=with_args({"format": 9, "dispatches": [[1, 1]]}))),
+        "unknown message format",
+    ),
+    "format 2, a task twice": (
+        raw(valid_message(c=with_args(many([[1, 1], [1, 2]])))),
+        "a task id appears twice",
+    ),
+    "format 2, a bad entry": (
+        raw(valid_message(c=with_args(many([[1, 1], [2, 1.5]])))),
+        "dispatch 2: value 2 is a float",
+    ),
     "keyword arguments": (
         raw(valid_message(c=with_body([[1, 1], {"x": 1}, None]))),
         "keyword arguments",

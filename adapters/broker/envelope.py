@@ -7,8 +7,9 @@ transports (adapters/broker/redis_transport.py, adapters/broker/filesystem.py) s
 item here first and set aside what fails, with the short reason `PoisonMessage` carries.
 
 On taskman's task queues only one message is valid: the one its publishers write (protocol 2,
-JSON, base64 body, task `taskman.execute`, args `(task id, dispatch number)`, no eta). On any
-other queue (Celery's pidbox replies) the envelope must only be one kombu can take."""
+JSON, base64 body, task `taskman.execute`, no eta), whose args are one of the message formats
+(`dispatches_of`). On any other queue (Celery's pidbox replies) the envelope must only be one
+kombu can take."""
 
 from __future__ import annotations
 
@@ -19,6 +20,14 @@ from typing import Any
 
 EXECUTE_TASK = "taskman.execute"
 """The one Celery task: run an attempt of (task id, dispatch number)."""
+
+FORMAT_MANY = 2
+"""The message format that carries several dispatches (format 1: args `(task id, dispatch
+number)`, one dispatch)."""
+
+MAX_DISPATCHES = 500
+"""The most dispatches one message may carry: MESSAGE_MAX_TASKS is at most this, and a message
+of this many dispatches of the largest ids still fits the default BROKER_MESSAGE_MAX_BYTES."""
 
 # A task id and a dispatch number are BIGINTs; 0 names no task, which the claim drops as stale.
 _ID_RANGE = range(0, 2**63)
@@ -123,22 +132,53 @@ def _check_task(envelope: dict[str, Any], body: bytes | None) -> None:
         raise PoisonMessage("keyword arguments (taskman sends none)")
     if not isinstance(embed, dict | None):
         raise PoisonMessage("body's embed is not an object")
-    check_arguments(args)
+    dispatches_of(args)
 
 
-def check_arguments(args: Any) -> tuple[int, int]:
-    """`(task id, dispatch number)` from a message's args: exactly two ints (not bools, not
-    floats, not numeric strings) in 0..2^63-1. Raises PoisonMessage otherwise."""
+def dispatches_of(args: Any) -> list[tuple[int, int]]:
+    """The `(task id, dispatch number)` pairs a message's args carry, in their order, in either
+    format:
+
+    - format 1, one dispatch: args `[task id, dispatch number]`;
+    - format 2, 1 to MAX_DISPATCHES dispatches: args `[{"format": 2, "dispatches": [[task id,
+      dispatch number], ...]}]`, no task id twice.
+
+    Every id and number is an int (not a bool, a float or a numeric string) in 0..2^63-1.
+    Raises PoisonMessage otherwise."""
     if not isinstance(args, list | tuple):
         raise PoisonMessage(f"arguments are a {_type(args)}, not a list")
+    if len(args) == 1 and isinstance(args[0], dict):
+        return _format_many(args[0])
     if len(args) != 2:
         raise PoisonMessage(f"expected 2 arguments (task id, dispatch number), got {len(args)}")
-    for position, value in enumerate(args, start=1):
+    return [_dispatch(args, "argument ")]
+
+
+def _format_many(content: dict[str, Any]) -> list[tuple[int, int]]:
+    if set(content) != {"format", "dispatches"}:
+        raise PoisonMessage("format 2 arguments are not {format, dispatches}")
+    if type(content["format"]) is not int or content["format"] != FORMAT_MANY:
+        raise PoisonMessage(f"unknown message format {_clip(content['format'])}")
+    entries = content["dispatches"]
+    if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_DISPATCHES:
+        raise PoisonMessage(f"dispatches are not a list of 1 to {MAX_DISPATCHES}")
+    dispatches = []
+    for index, entry in enumerate(entries, start=1):
+        if not isinstance(entry, list) or len(entry) != 2:
+            raise PoisonMessage(f"dispatch {index} is not [task id, dispatch number]")
+        dispatches.append(_dispatch(entry, f"dispatch {index}: value "))
+    if len({task_id for task_id, _ in dispatches}) != len(dispatches):
+        raise PoisonMessage("a task id appears twice")
+    return dispatches
+
+
+def _dispatch(values: list[Any] | tuple[Any, ...], what: str) -> tuple[int, int]:
+    for position, value in enumerate(values, start=1):
         if type(value) is not int:  # a bool is an int to isinstance
-            raise PoisonMessage(f"argument {position} is a {_type(value)}, not an integer")
+            raise PoisonMessage(f"{what}{position} is a {_type(value)}, not an integer")
         if value not in _ID_RANGE:
-            raise PoisonMessage(f"argument {position} is out of range (0..2^63-1)")
-    return args[0], args[1]
+            raise PoisonMessage(f"{what}{position} is out of range (0..2^63-1)")
+    return values[0], values[1]
 
 
 def _all_str(*values: object) -> bool:

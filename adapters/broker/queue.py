@@ -1,4 +1,5 @@
-"""The task-queue port on Celery: publishes `(task id, dispatch number)` wake-up messages."""
+"""The task-queue port on Celery: publishes wake-up messages of one or several `(task id,
+dispatch number)` dispatches (adapters/broker/messages.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from kombu.exceptions import KombuError
 
 from adapters.broker import redis_publisher
 from adapters.broker.app import CONNECT_TIMEOUT_SECONDS, EXECUTE_TASK, SOCKET_TIMEOUT_SECONDS
+from adapters.broker.messages import arguments, arguments_repr, split
 from adapters.broker.redis_publisher import RedisPublisher, message_id
 from application.ports import Dispatch, QueueUnavailable, TaskQueue
 from domain.priority import Priority
@@ -39,10 +41,15 @@ class CeleryTaskQueue(TaskQueue):
     Messages go through the default (nameless) exchange straight to the queue named after the
     priority: this needs no exchange bindings stored in the broker, so a wiped Redis still
     routes every message (bindings kept in Redis would vanish with a FLUSHDB, and kombu drops
-    messages it cannot route)."""
+    messages it cannot route).
 
-    def __init__(self, app: Celery) -> None:
+    Dispatches published together share messages (`messages.split`): at most `max_tasks` per
+    message, over at least `spread` messages per queue while there are that many."""
+
+    def __init__(self, app: Celery, *, max_tasks: int = 1, spread: int = 1) -> None:
         self._app = app
+        self._max_tasks = max_tasks
+        self._spread = spread
         self._consumers_lock = threading.Lock()
         self._consumers: Mapping[Priority, int] | None = None
         self._consumers_at = 0.0
@@ -59,6 +66,8 @@ class CeleryTaskQueue(TaskQueue):
                 connect_timeout_seconds=CONNECT_TIMEOUT_SECONDS,
                 socket_timeout_seconds=SOCKET_TIMEOUT_SECONDS,
                 reply_to=lambda: str(app.thread_oid),
+                max_tasks=max_tasks,
+                spread=spread,
             )
 
     @property
@@ -81,15 +90,15 @@ class CeleryTaskQueue(TaskQueue):
         """Through Celery and kombu: the embedded filesystem transport, or any broker the Redis
         publisher does not cover."""
         with self._broker_errors(), self._producer() as producer, _batch(producer, dispatches):
-            for dispatch in dispatches:
-                queue = dispatch.priority.queue_name
+            for chunk in split(dispatches, max_tasks=self._max_tasks, spread=self._spread):
+                queue = chunk[0].priority.queue_name
                 self._app.send_task(
                     EXECUTE_TASK,
-                    args=(dispatch.task_id, dispatch.dispatch_no),
+                    args=arguments(chunk),
                     # Given, so Celery skips its safe repr of the arguments for every message.
-                    argsrepr=f"({dispatch.task_id}, {dispatch.dispatch_no})",
+                    argsrepr=arguments_repr(chunk),
                     kwargsrepr="{}",
-                    task_id=message_id(dispatch),
+                    task_id=message_id(chunk),
                     producer=producer,
                     queue=queue,
                     exchange="",
@@ -108,6 +117,21 @@ class CeleryTaskQueue(TaskQueue):
             return int(declared.message_count)
 
         return self._on_live_connection(count)
+
+    def waiting_dispatches(self, priority: Priority) -> int:
+        """On Redis, while at most `EXACTLY_COUNTED` messages wait, the dispatches they carry,
+        read from their ids (`redis_publisher.message_id`: a message of one dispatch, or of
+        `1 + n` for `+n`; an id of another shape counts as the most a message carries). Beyond
+        that, and on other transports, every waiting message counts as the most a message
+        carries: an upper bound, read in one round trip whatever the backlog."""
+        if self._redis is not None:
+            try:
+                return self._redis.waiting_dispatches(
+                    priority.queue_name, most_per_message=self._max_tasks
+                )
+            except redis_publisher.ERRORS as error:
+                raise self._unavailable(error) from error
+        return self.pending(priority) * self._max_tasks
 
     def consumers(self) -> Mapping[Priority, int]:
         """Counted from the workers' answers to a broadcast. A full answer (every queue has a

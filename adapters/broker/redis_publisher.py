@@ -4,10 +4,11 @@
 and kombu's Redis channel takes a client per publish: a large share of the API's CPU for a
 priority-1 create, several times what this module spends, round trip included
 (docs/benchmark.md shows how to measure it). Every message taskman sends has the same
-shape: task `taskman.execute`, args `(task id, dispatch number)`, the default exchange, the
-priority's queue. So this module writes the very JSON envelope kombu's Redis transport writes
-(`Channel._put`: an LPUSH of `dumps(message)` onto the list named after the queue, as priority 0
-has no suffix) with everything but the ids built once, through one persistent redis-py client.
+shape: task `taskman.execute`, args one or several dispatches (adapters/broker/messages.py),
+the default exchange, the priority's queue. So this module writes the very JSON envelope
+kombu's Redis transport writes (`Channel._put`: an LPUSH of `dumps(message)` onto the list
+named after the queue, as priority 0 has no suffix) with everything but the ids built once,
+through one persistent redis-py client.
 Celery workers consume it exactly as they consume a message from `send_task`; the integration
 tests compare the two envelopes field by field and run a published message on a real worker.
 
@@ -20,16 +21,18 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import socket
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from adapters.broker.app import EXECUTE_TASK
+from adapters.broker.messages import arguments, arguments_repr, split
 from application.ports import Dispatch
 
 # Transport options that change the keys or commands kombu's Redis channel uses: with any of
@@ -57,7 +60,8 @@ class RedisPublisher:
 
     One client (and its connection pool, which redis-py resets in a forked child) for the life of
     the publisher; one round trip per `publish`: one multi-value LPUSH per queue, pipelined when
-    the dispatches span several queues. A connection found dead is re-established once; a second
+    the dispatches span several queues. Dispatches share messages as `messages.split` says, with
+    `max_tasks` and `spread`. A connection found dead is re-established once; a second
     connection error, or a timeout, reaches the caller at once (after at most the connect
     timeout), as the broker being unavailable."""
 
@@ -68,6 +72,8 @@ class RedisPublisher:
         connect_timeout_seconds: float,
         socket_timeout_seconds: float,
         reply_to: Callable[[], str],
+        max_tasks: int = 1,
+        spread: int = 1,
     ) -> None:
         pool = redis.ConnectionPool.from_url(
             broker_url,
@@ -82,6 +88,8 @@ class RedisPublisher:
         )
         self._client = redis.Redis(connection_pool=pool)
         self._reply_to = reply_to
+        self._max_tasks = max_tasks
+        self._spread = spread
         self._origin_pid = -1
         self._origin = ""
 
@@ -90,9 +98,9 @@ class RedisPublisher:
             return
         by_queue: dict[str, list[str]] = {}
         origin, reply_to = self._current_origin(), self._reply_to()
-        for dispatch in dispatches:
-            queue = dispatch.priority.queue_name
-            by_queue.setdefault(queue, []).append(message(dispatch, queue, origin, reply_to))
+        for chunk in split(dispatches, max_tasks=self._max_tasks, spread=self._spread):
+            queue = chunk[0].priority.queue_name
+            by_queue.setdefault(queue, []).append(message(chunk, queue, origin, reply_to))
         if len(by_queue) == 1:
             ((queue, messages),) = by_queue.items()
             self._client.lpush(queue, *messages)
@@ -101,6 +109,19 @@ class RedisPublisher:
             for queue, messages in by_queue.items():
                 pipe.lpush(queue, *messages)
             pipe.execute()
+
+    def waiting_dispatches(self, queue: str, *, most_per_message: int) -> int:
+        """How many dispatches the messages waiting on `queue` carry: counted from their ids
+        while at most EXACTLY_COUNTED wait (a second round trip, LRANGE), else at most
+        `most_per_message` each (LLEN alone, whatever the backlog)."""
+        waiting = int(self._client.llen(queue))
+        if waiting > EXACTLY_COUNTED:
+            return waiting * most_per_message
+        # No decode_responses on this client: items are bytes.
+        items = cast(list[bytes], self._client.lrange(queue, 0, EXACTLY_COUNTED))
+        if len(items) > EXACTLY_COUNTED:  # it grew meanwhile
+            return len(items) * most_per_message
+        return sum(_dispatches_in(item, most_per_message) for item in items)
 
     def _current_origin(self) -> str:
         # Celery's anon_nodename(), "gen<pid>@<host>": per process, so recomputed after a fork.
@@ -111,25 +132,39 @@ class RedisPublisher:
         return self._origin
 
 
-def message_id(dispatch: Dispatch) -> str:
-    """Readable in worker logs; the suffix keeps a re-published message's id unique."""
-    return f"{dispatch.task_id}.{dispatch.dispatch_no}.{uuid.uuid4().hex[:8]}"
+EXACTLY_COUNTED = 100
+"""Up to this many messages waiting on a queue, the dispatches they carry are counted exactly."""
+
+# The start of the headers' "id" in the envelope this module writes (and kombu, for send_task).
+_ID = re.compile(rb'"id": "\d+\.\d+(?:\+(\d+))?\.[0-9a-f]+"')
 
 
-def message(dispatch: Dispatch, queue: str, origin: str, reply_to: str) -> str:
-    """The JSON kombu's Redis channel pushes for `send_task(EXECUTE_TASK, args=(task id,
-    dispatch number), argsrepr=..., kwargsrepr="{}", queue=queue, exchange="",
-    routing_key=queue)` on taskman's Celery app (see CeleryTaskQueue.publish)."""
-    task_id, dispatch_no = dispatch.task_id, dispatch.dispatch_no
-    if type(task_id) is not int or type(dispatch_no) is not int:  # a bool is no id either
-        raise TypeError(f"a dispatch is two integers, not {dispatch!r}")
-    body = f"[[{task_id}, {dispatch_no}], {{}}, {_EMBED}]"
+def _dispatches_in(item: bytes, most_per_message: int) -> int:
+    found = _ID.search(item)
+    if found is None:  # not written by taskman's publishers: assume the most
+        return most_per_message
+    return 1 + int(found.group(1) or 0)
+
+
+def message_id(dispatches: Sequence[Dispatch]) -> str:
+    """Readable in worker logs (the first task id and dispatch number, and how many more ride
+    along); the suffix keeps a re-published message's id unique."""
+    first = dispatches[0]
+    more = f"+{len(dispatches) - 1}" if len(dispatches) > 1 else ""
+    return f"{first.task_id}.{first.dispatch_no}{more}.{uuid.uuid4().hex[:8]}"
+
+
+def message(dispatches: Sequence[Dispatch], queue: str, origin: str, reply_to: str) -> str:
+    """The JSON kombu's Redis channel pushes for `send_task(EXECUTE_TASK,
+    args=messages.arguments(dispatches), argsrepr=..., kwargsrepr="{}", queue=queue,
+    exchange="", routing_key=queue)` on taskman's Celery app (see CeleryTaskQueue.publish)."""
+    body = f"[{json.dumps(arguments(dispatches))}, {{}}, {_EMBED}]"
     # Every value below is a JSON string that needs no escaping (digits, dots, hex, base64, a
     # queue name) or is escaped by json.dumps; the template is json.dumps's own output.
     return _TEMPLATE.format(
         body=f'"{base64.b64encode(body.encode()).decode()}"',
-        id=f'"{message_id(dispatch)}"',
-        argsrepr=f'"({task_id}, {dispatch_no})"',
+        id=f'"{message_id(dispatches)}"',
+        argsrepr=json.dumps(arguments_repr(dispatches)),
         origin=json.dumps(origin),
         reply_to=json.dumps(reply_to),
         routing_key=json.dumps(queue),

@@ -51,7 +51,8 @@ class PrometheusMetrics(Metrics):
         self.attempts = Counter(
             "taskman_task_attempts",
             "Attempts by result: success, retried, failed, lost (lease expired before the "
-            "outcome was written), stale_dropped (a stale or duplicate message, nothing ran).",
+            "outcome was written), stale_dropped (a stale or duplicate message entry, nothing "
+            "ran), released (claimed, given back before it began: nothing ran).",
             ["priority", "outcome"],
             registry=registry,
         )
@@ -125,7 +126,7 @@ class PrometheusMetrics(Metrics):
     ) -> None:
         label = _label(priority)
         self.attempts.labels(label, str(result)).inc()
-        if result is not AttemptResult.STALE_DROPPED:  # nothing ran
+        if result not in (AttemptResult.STALE_DROPPED, AttemptResult.RELEASED):  # nothing ran
             self.run.labels(label).observe(run)
 
     def dispatch_round(

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    TIMESTAMP,
+    BigInteger,
     Connection,
     CursorResult,
     Executable,
+    Integer,
+    Numeric,
     Select,
+    Text,
     bindparam,
     case,
+    cast,
+    column,
     delete,
     exists,
     func,
@@ -24,6 +33,9 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.sql.dml import Update
+from sqlalchemy.types import TypeEngine
 
 from adapters.sql.errors import store_errors
 from adapters.sql.mapping import insert_values, mutable_values, task_from_row
@@ -77,6 +89,14 @@ _SAVE = (
 # Task.claim (rule: queued and this dispatch number; effect: running, one more attempt, started
 # now, lease until now + lease) and must change with it: the repository contract checks they
 # agree.
+_CLAIM_EFFECT = {
+    "status": RUNNING,
+    "attempts": tasks.c.attempts + 1,
+    "started_at": bindparam("now", type_=tasks.c.started_at.type),
+    "lease_expires_at": bindparam("lease_until", type_=tasks.c.lease_expires_at.type),
+    "updated_at": bindparam("now", type_=tasks.c.updated_at.type),
+    "version": tasks.c.version + 1,
+}
 _CLAIM = (
     update(tasks)
     .where(
@@ -84,16 +104,50 @@ _CLAIM = (
         tasks.c.status == QUEUED,
         tasks.c.dispatch_no == bindparam("claimed_dispatch_no"),
     )
-    .values(
-        status=RUNNING,
-        attempts=tasks.c.attempts + 1,
-        started_at=bindparam("now", type_=tasks.c.started_at.type),
-        lease_expires_at=bindparam("lease_until", type_=tasks.c.lease_expires_at.type),
-        updated_at=bindparam("now", type_=tasks.c.updated_at.type),
-        version=tasks.c.version + 1,
-    )
+    .values(_CLAIM_EFFECT)
     .returning(*tasks.c)
 )
+# Every dispatch of a message at once, each row on its own rule. `id IN` leads the primary key;
+# the row values only filter, so a stale entry (another dispatch number) matches no row.
+_CLAIM_ALL = (
+    update(tasks)
+    .where(
+        tasks.c.id.in_(bindparam("ids", expanding=True)),
+        tuple_(tasks.c.id, tasks.c.dispatch_no).in_(bindparam("dispatches", expanding=True)),
+        tasks.c.status == QUEUED,
+    )
+    .values(_CLAIM_EFFECT)
+    .returning(*tasks.c)
+)
+
+
+# The same on PostgreSQL, with the entries as two array parameters: a short, constant statement
+# that psycopg parses once and the server prepares, whatever the message's size (a statement of
+# a hundred placeholders would be split and planned anew each time). unnest pairs the arrays up
+# row by row; each row then joins its task by primary key.
+def _unnested(name: str, columns: dict[str, TypeEngine[Any]]) -> Any:
+    """`unnest(:<column>_all, ...) AS name(<column>, ...)`: one array parameter per column,
+    paired up row by row."""
+    arrays = (bindparam(f"{column_}_all", type_=ARRAY(type_)) for column_, type_ in columns.items())
+    return (
+        func.unnest(*arrays)
+        .table_valued(*(column(column_, type_) for column_, type_ in columns.items()))
+        .render_derived(name=name)
+    )
+
+
+def _each_row(rows: Any, dispatch_no: str, status: Any) -> Update:
+    """An UPDATE of the tasks `rows` (unnested) name by id, each at its own dispatch number (the
+    column `dispatch_no` of `rows`) and in `status`."""
+    return update(tasks).where(
+        tasks.c.id == rows.c.id,
+        tasks.c.dispatch_no == rows.c[dispatch_no],
+        tasks.c.status == status,
+    )
+
+
+_ENTRY = _unnested("entry", {"id": BigInteger(), "dispatch_no": Integer()})
+_CLAIM_ALL_PG = _each_row(_ENTRY, "dispatch_no", QUEUED).values(_CLAIM_EFFECT).returning(*tasks.c)
 
 # An attempt's outcome, conditional on its claim (docs/glossary.md#claim: results are written
 # only by the attempt holding it), not on the version: it sets the outcome's columns
@@ -110,6 +164,76 @@ _RECORD_OUTCOME = (
     .values(version=tasks.c.version + 1)
     .returning(*tasks.c)
 )
+
+
+# Every outcome of a message on PostgreSQL, each row on _RECORD_OUTCOME's rule, the outcome
+# fields as one array parameter each, paired up row by row by unnest (see _ENTRY). The JSON
+# results travel as text, one document per row.
+_OUTCOME_TYPES: dict[str, TypeEngine[Any]] = {
+    "id": BigInteger(),
+    "claimed_dispatch_no": Integer(),
+    "status": Text(),
+    "attempts": Integer(),
+    "result": Numeric(),
+    "results": Text(),
+    "error_message": Text(),
+    "finished_at": TIMESTAMP(timezone=True),
+    "lease_expires_at": TIMESTAMP(timezone=True),
+    "scheduled_for": TIMESTAMP(timezone=True),
+    "dispatch_no": Integer(),
+    "published_at": TIMESTAMP(timezone=True),
+    "updated_at": TIMESTAMP(timezone=True),
+}
+assert set(_OUTCOME_TYPES) == {"id", "claimed_dispatch_no", *ATTEMPT_OUTCOME_FIELDS}
+_OUTCOME = _unnested("outcome", _OUTCOME_TYPES)
+_RECORD_OUTCOMES_PG = (
+    _each_row(_OUTCOME, "claimed_dispatch_no", RUNNING)
+    .values(
+        {
+            name: cast(_OUTCOME.c[name], JSONB) if name == "results" else _OUTCOME.c[name]
+            for name in ATTEMPT_OUTCOME_FIELDS
+        }
+        | {"version": tasks.c.version + 1}
+    )
+    .returning(*tasks.c)
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _record_outcomes_statement(count: int, varying: tuple[str, ...]) -> Executable:
+    """The outcomes of `count` attempts in one UPDATE, each row on _RECORD_OUTCOME's rule (its
+    own id, claimed dispatch number and status running), bound as `id_<i>` and `claimed_<i>`.
+    A field in `varying` is a CASE on the id, bound as `<field>_<i>`; any other outcome field
+    has one value for all, bound as `<field>`. Built once per shape: SQLAlchemy then finds the
+    compiled SQL in its cache, and a message's outcomes cost no statement building."""
+    ids = [bindparam(f"id_{i}", type_=tasks.c.id.type) for i in range(count)]
+    values: dict[str, Any] = {"version": tasks.c.version + 1}
+    for name in ATTEMPT_OUTCOME_FIELDS:
+        column = tasks.c[name]
+        if name not in varying:
+            values[name] = bindparam(name, type_=column.type)
+            continue
+        values[name] = case(
+            *(
+                (tasks.c.id == ids[i], bindparam(f"{name}_{i}", type_=column.type))
+                for i in range(count)
+            ),
+            else_=column,
+        )
+    claimed = [bindparam(f"claimed_{i}", type_=tasks.c.dispatch_no.type) for i in range(count)]
+    return (
+        update(tasks)
+        .where(
+            tasks.c.id.in_(ids),
+            tuple_(tasks.c.id, tasks.c.dispatch_no).in_(
+                [tuple_(task_id, number) for task_id, number in zip(ids, claimed, strict=True)]
+            ),
+            tasks.c.status == RUNNING,
+        )
+        .values(values)
+        .returning(*tasks.c)
+    )
+
 
 # The rows of tasks about to be published, locked so that a dispatcher's selection skips them.
 _LOCK_AWAITING_PUBLICATION = (
@@ -156,6 +280,7 @@ class SqlTaskRepository(TaskRepository):
         self, connection: Connection, *, read_only: bool = False, one_statement: bool = False
     ) -> None:
         self._connection = connection
+        self._postgres = connection.dialect.name == "postgresql"
         self._read_only = read_only
         self._statements_left = 1 if one_statement else None
         self.wrote = False
@@ -227,6 +352,61 @@ class SqlTaskRepository(TaskRepository):
         params["claimed_dispatch_no"] = claimed_dispatch_no
         row = self._execute(_RECORD_OUTCOME, params).mappings().first()
         return task_from_row(row) if row is not None else None
+
+    def claim_all(
+        self, dispatches: Sequence[tuple[int, int]], now: datetime, lease: timedelta
+    ) -> list[Task]:
+        """Every claim in one conditional UPDATE ... RETURNING (see _CLAIM_ALL)."""
+        if len(dispatches) == 1:
+            ((task_id, dispatch_no),) = dispatches
+            claimed = self.claim(task_id, dispatch_no, now, lease)
+            return [claimed] if claimed is not None else []
+        if not dispatches:
+            return []
+        self._will_write()
+        params: dict[str, Any] = {"now": now, "lease_until": now + lease}
+        if self._postgres:
+            params["id_all"] = [task_id for task_id, _ in dispatches]
+            params["dispatch_no_all"] = [dispatch_no for _, dispatch_no in dispatches]
+            return self._tasks_written(_CLAIM_ALL_PG, params)
+        params["ids"] = [task_id for task_id, _ in dispatches]
+        params["dispatches"] = list(dispatches)
+        return self._tasks_written(_CLAIM_ALL, params)
+
+    def record_outcomes(self, outcomes: Sequence[tuple[Task, int]]) -> list[Task]:
+        """One conditional UPDATE ... RETURNING for all (see _record_outcomes_statement)."""
+        if len(outcomes) == 1:
+            ((task, claimed_dispatch_no),) = outcomes
+            recorded = self.record_outcome(task, claimed_dispatch_no)
+            return [recorded] if recorded is not None else []
+        if not outcomes:
+            return []
+        self._will_write()
+        rows = [mutable_values(task) for task, _ in outcomes]
+        if self._postgres:
+            columns: dict[str, list[Any]] = {
+                "id": [task.id for task, _ in outcomes],
+                "claimed_dispatch_no": [claimed for _, claimed in outcomes],
+            }
+            for name in ATTEMPT_OUTCOME_FIELDS:
+                columns[name] = [row[name] for row in rows]
+            columns["results"] = [None if r is None else json.dumps(r) for r in columns["results"]]
+            arrays = {f"{name}_all": values for name, values in columns.items()}
+            return self._tasks_written(_RECORD_OUTCOMES_PG, arrays)
+        params = {}
+        varying = []
+        for name in ATTEMPT_OUTCOME_FIELDS:
+            first = rows[0][name]
+            if all(row[name] == first for row in rows):
+                params[name] = first
+                continue
+            varying.append(name)
+            params.update((f"{name}_{i}", row[name]) for i, row in enumerate(rows))
+        for i, (task, claimed_dispatch_no) in enumerate(outcomes):
+            params[f"id_{i}"] = task.id
+            params[f"claimed_{i}"] = claimed_dispatch_no
+        statement = _record_outcomes_statement(len(outcomes), tuple(varying))
+        return self._tasks_written(statement, params)
 
     def page(
         self, task_filter: TaskFilter, limit: int, offset: int, *, before_id: int | None = None
@@ -404,6 +584,9 @@ class SqlTaskRepository(TaskRepository):
         awaiting = exists().where(AWAITING_PUBLICATION, higher, tasks.c.scheduled_for <= due_before)
         published = exists().where(PUBLISHED_AND_QUEUED, higher, tasks.c.published_at <= due_before)
         return bool(self._execute(select(or_(awaiting, published))).scalar())
+
+    def _tasks_written(self, statement: Executable, params: dict[str, Any]) -> list[Task]:
+        return [task_from_row(row) for row in self._execute(statement, params).mappings()]
 
     def _tasks(self, query: Select[tuple[object, ...]]) -> list[Task]:
         return [task_from_row(row) for row in self._execute(query).mappings()]

@@ -22,6 +22,9 @@ class AttemptResult(StrEnum):
     """Its lease expired before its outcome was written: the outcome was dropped."""
     STALE_DROPPED = "stale_dropped"
     """Nothing ran: the message was stale, a duplicate, or named no task."""
+    RELEASED = "released"
+    """Nothing ran: the task was claimed, but its message's time ran out before its turn, and
+    the claim was given back (the task is queued again, the attempt not counted)."""
 
 
 class Metrics(Protocol):

@@ -117,6 +117,20 @@ class TaskRepository(Protocol):
         It never raises ConcurrentModification: no version is compared, and a concurrent writer
         of the row only makes it wait for that writer's commit."""
 
+    def claim_all(
+        self, dispatches: Sequence[tuple[int, int]], now: datetime, lease: timedelta
+    ) -> list[Task]:
+        """`claim` of every `(task id, dispatch number)` of a message in a single conditional
+        write, each row checked on its own: those claimed are returned (in any order), the
+        others (stale, duplicate, unknown) are left as they are. No task id appears twice in
+        `dispatches`. Never raises ConcurrentModification."""
+
+    def record_outcomes(self, outcomes: Sequence[tuple[Task, int]]) -> list[Task]:
+        """`record_outcome` of every `(task, claimed dispatch number)` in a single conditional
+        write, each row on its own claim: the tasks as stored after the write are returned (in
+        any order), for those whose claim held; an outcome whose claim was lost changes nothing
+        and is left out. Each task appears once. Never raises ConcurrentModification."""
+
     def page(
         self, task_filter: TaskFilter, limit: int, offset: int, *, before_id: int | None = None
     ) -> TaskPage:
@@ -180,8 +194,9 @@ class TaskRepository(Protocol):
         """Queued tasks of that priority whose message the broker no longer holds, oldest
         publication first, at most `limit`, locked and skipped like `due_for_dispatch`.
 
-        `waiting` is how many messages the priority's queue held when counted at `counted_at`.
-        Queues are FIFO, so those messages belong to the tasks published last. Among the queued,
+        `waiting` is how many dispatches (at most) the messages on the priority's queue carried
+        when counted at `counted_at`. Queues are FIFO, so those dispatches belong to the tasks
+        published last. Among the queued,
         published tasks of the priority published at or before `counted_at`, the `waiting` most
         recently published are presumed still on the queue (and every one published at the same
         instant as the oldest of them: the order within one instant is unknown); each of the
@@ -226,7 +241,8 @@ class UnitOfWork(Protocol):
 
     def one_write(self) -> Self:
         """Ready the next `with uow:` block for a unit whose whole work is one repository call
-        that is one statement (`claim`, `save`, `add_all`), followed at once by `commit()`.
+        that is one statement (`claim`, `claim_all`, `record_outcomes`, `save`, `add_all`),
+        followed at once by `commit()`.
 
         One statement is atomic on its own, so the store may run it as its own transaction and
         spare the BEGIN and COMMIT round trips: the write may then be durable before `commit()`,

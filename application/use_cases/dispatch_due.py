@@ -22,12 +22,14 @@ class DispatchDue:
     1. Running tasks whose lease expired go back to queued (or fail if that was their last
        attempt): their worker is gone.
     2. Queued tasks whose message is gone (broker restarted or wiped, or a worker took it and
-       could not reach the store) get a new dispatch number. Queues are FIFO, so the Q messages
-       waiting on a priority's queue belong to its Q most recently published tasks; a queued
-       task of that priority published before them, and more than `lost_after` ago, lost its
-       message. Extra messages on a queue (duplicates, stale or cancelled tasks' messages) only
-       make the count more conservative, so a long backlog of live messages is never
-       republished.
+       could not reach the store) get a new dispatch number. Queues are FIFO, and a message's
+       dispatches are published and taken together, so the Q dispatches the messages waiting on
+       a priority's queue carry belong to its Q most recently published tasks; a queued task of
+       that priority published before them, and more than `lost_after` ago, lost its message.
+       Q is counted in dispatches, not messages (a message may carry several), exactly while
+       few messages wait and as an upper bound beyond; extra dispatches (duplicates, stale or
+       cancelled tasks', the bound's slack) only make the count more conservative, so a long
+       backlog of live messages is never republished.
     3. Queued, unpublished tasks whose start time has come (`Task.should_publish`) are
        published, at most `batch_size`, highest priority first, their publication recorded in
        the transaction that selected them and committed once the broker took the messages.
@@ -79,7 +81,7 @@ class DispatchDue:
             # oldest waiting messages are taken for lost and republished once, which runs
             # nothing twice.)
             counted_at = self._clock.now()
-            waiting = self._queue.pending(priority)
+            waiting = self._queue.waiting_dispatches(priority)
             with self._uow:
                 tasks = self._uow.tasks.lost_messages(
                     priority,

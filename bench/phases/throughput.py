@@ -1,6 +1,6 @@
 """Accepting and processing: the create rate at each concurrency, the high pool draining the
 backlog that made, and 10,000 priority-1 tasks end to end, with Celery's task events on (the
-default) and again with them off."""
+default) and again with them off, and with messages of one, ten and a hundred tasks at most."""
 
 from __future__ import annotations
 
@@ -138,3 +138,28 @@ def metrics_cost(sut: SystemUnderTest, db: Timings, plan: Plan, connections: int
             "cost": round(cost, 4),
         }
     }
+
+
+MESSAGE_SIZES = (1, 10, 100)
+
+
+def message_sizes(
+    sut: SystemUnderTest, db: Timings, plan: Plan, connections: int
+) -> dict[str, Any]:
+    """The end-to-end run again with every process restarted with MESSAGE_MAX_TASKS at each of
+    MESSAGE_SIZES in turn (issue 14: how batching changes it), the last the system's own setting
+    again, so the figures are measured next to each other on the same warm database."""
+    names = list(sut.system.processes)
+    own = sut.setting("MESSAGE_MAX_TASKS")
+    rates: dict[str, float] = {}
+    try:
+        for size in MESSAGE_SIZES:
+            sut.system.restart(*names, MESSAGE_MAX_TASKS=str(size))
+            sut.system.wait_healthy()
+            _wait_ready(sut)  # every pool consumes
+            rates[str(size)] = end_to_end(sut, db, plan, connections)["e2e_tasks_per_s"]
+    finally:
+        sut.system.restart(*names, MESSAGE_MAX_TASKS=own)
+        sut.system.wait_healthy()
+    say("end to end by MESSAGE_MAX_TASKS: " + ", ".join(f"{n}: {r}" for n, r in rates.items()))
+    return {"e2e_by_message_max_tasks": rates}

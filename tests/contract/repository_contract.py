@@ -13,7 +13,7 @@ import pytest
 
 from application.errors import ConcurrentModification
 from application.ports import TaskFilter, UnitOfWork
-from domain.errors import TaskFailure
+from domain.errors import PermanentTaskFailure, TaskFailure
 from domain.priority import Priority, SchedulePolicy
 from domain.retry import RetryPolicy
 from domain.task import Task, TaskStatus, TaskType
@@ -316,6 +316,104 @@ class TaskRepositoryContract:
         late.id = 10**12  # unknown id
         with uow:
             assert uow.tasks.record_outcome(late, 1) is None
+
+    def test_claim_all_claims_each_live_entry_on_its_own_and_nothing_else(
+        self, uow: UnitOfWork
+    ) -> None:
+        """One message mixing live and stale entries: each row is checked on its own status and
+        dispatch number; the live ones are claimed exactly as `Task.claim` would, the others are
+        left as they are."""
+        live = [single(i, i, Priority.LOW) for i in range(3)]
+        moved, running, cancelled = single(), single(), single()
+        running.claim(1, NOW, LEASE)
+        cancelled.cancel(NOW)
+        added(uow, *live, moved, running, cancelled)
+        with uow:
+            moving = uow.tasks.get_for_update(moved.id or 0)
+            assert moving is not None
+            moving.change_priority(Priority.HIGH, NOW, SCHEDULE)  # dispatch 2: entry 1 stale
+            uow.tasks.save(moving)
+            uow.commit()
+        ids = [task.id or 0 for task in (*live, moved, running, cancelled)]
+        before = {task_id: stored(uow, task_id) for task_id in ids}
+        entries = [(task_id, 1) for task_id in ids] + [(10**12, 1)]  # and an unknown id
+        when = NOW + timedelta(seconds=3)
+        with uow.one_write():
+            claimed = uow.tasks.claim_all(entries, when, LEASE)
+            uow.commit()
+        assert sorted(task.id or 0 for task in claimed) == sorted(t.id or 0 for t in live)
+        for task in claimed:
+            assert task.id is not None
+            expected = before[task.id]
+            expected.claim(1, when, LEASE)
+            expected.version += 1
+            assert asdict(task) == asdict(expected)
+            assert asdict(stored(uow, task.id)) == asdict(expected)
+        for task_id in ids[3:]:
+            assert asdict(stored(uow, task_id)) == asdict(before[task_id])
+        with uow.one_write():
+            assert uow.tasks.claim_all(entries, when, LEASE) == []  # the message again
+            uow.commit()
+
+    def test_record_outcomes_writes_each_outcome_under_its_own_claim(self, uow: UnitOfWork) -> None:
+        """One statement for a message's outcomes: a success, a retry, a failure and a success
+        again, plus one whose claim was lost meanwhile, which changes nothing."""
+        tasks = [single(1, 2), batch([(1, 2), (3, 4)]), single(5, 6), single(7, 8), single()]
+        added(uow, *tasks)
+        with uow.one_write():
+            claimed = uow.tasks.claim_all([(t.id or 0, 1) for t in tasks], NOW, LEASE)
+            uow.commit()
+        by_id = {task.id: task for task in claimed}
+        done, batched, retried, failed, lost = (by_id[t.id] for t in tasks)
+        later = NOW + timedelta(seconds=2)
+        done.complete(1, [3], later)
+        batched.complete(1, [3, 7], later + timedelta(milliseconds=1))
+        retried.fail_attempt(1, TaskFailure("glitch"), later, RETRY)
+        failed.fail_attempt(1, PermanentTaskFailure("bad"), later, RETRY)
+        handed_on = stored(uow, lost.id or 0)
+        handed_on.expire_lease(NOW + LEASE)
+        with uow:
+            uow.tasks.save(handed_on)
+            uow.commit()
+        lost.complete(1, [2], later)
+        expected = {}
+        for task in (done, batched, retried, failed):
+            expected[task.id] = copy.deepcopy(task)
+            expected[task.id].version += 1
+        untouched = stored(uow, lost.id or 0)
+        with uow.one_write():
+            recorded = uow.tasks.record_outcomes(
+                [(task, 1) for task in (done, batched, retried, failed, lost)]
+            )
+            uow.commit()
+        assert sorted(task.id or 0 for task in recorded) == sorted(
+            t.id or 0 for t in expected.values()
+        )
+        for task in recorded:
+            assert asdict(task) == asdict(expected[task.id])
+            assert asdict(stored(uow, task.id or 0)) == asdict(expected[task.id])
+        assert asdict(stored(uow, lost.id or 0)) == asdict(untouched)
+        assert stored(uow, retried.id or 0).dispatch_no == 2
+
+    def test_a_released_claim_is_queued_again_at_once_with_its_attempt_not_counted(
+        self, uow: UnitOfWork
+    ) -> None:
+        first, second = single(), single()
+        added(uow, first, second)
+        with uow.one_write():
+            claimed = uow.tasks.claim_all([(first.id or 0, 1), (second.id or 0, 1)], NOW, LEASE)
+            uow.commit()
+        later = NOW + timedelta(seconds=30)
+        for task in claimed:
+            task.release(1, later)
+        with uow.one_write():
+            recorded = uow.tasks.record_outcomes([(task, 1) for task in claimed])
+            uow.commit()
+        assert len(recorded) == 2
+        for task in recorded:
+            assert (task.status, task.attempts, task.dispatch_no) == (TaskStatus.QUEUED, 0, 2)
+            assert (task.scheduled_for, task.published_at) == (later, None)
+            assert task.should_publish(later)
 
     def test_an_outcome_is_kept_only_if_committed(self, uow: UnitOfWork) -> None:
         claimed = self._claimed(uow, single())
