@@ -1,6 +1,7 @@
 """What an optional feature costs end to end: task events (Flower's and `celery events`' feed)
 and Prometheus metrics, each measured against the same system without it (issue 13's goal:
-each within 5% of the end-to-end rate without it).
+each within 5% of the end-to-end rate without it). Task events are off by default (as in
+Celery; Flower turns them on while it runs), metrics on.
 
 One pair of runs says little on a shared machine, where the load of other work can move a rate
 by more than the cost sought. So each feature is measured in PAIRS pairs of end-to-end runs on
@@ -19,6 +20,7 @@ from bench.phases.throughput import WORKERS, _wait_ready, end_to_end
 from bench.plan import Plan
 from bench.system import SystemUnderTest
 from bench.timings import Timings
+from entrypoints.settings import Settings
 
 PAIRS = 3
 # Enough tasks for a run of several seconds at either setting, short enough for 2 x PAIRS runs.
@@ -45,7 +47,7 @@ def _pairs(
         pairs.append(
             {"off": rates["off"], "on": rates["on"], "cost": 1 - rates["on"] / rates["off"]}
         )
-    _restart(sut, processes, setting, "true")  # both are on by default
+    _restart(sut, processes, setting, _value(sut, setting))  # back to the run's own value
     cost = statistics.median(pair["cost"] for pair in pairs)
     say(
         f"{setting}: median cost {cost:+.1%} of end-to-end throughput over {PAIRS} pairs "
@@ -56,6 +58,13 @@ def _pairs(
         "pairs": [{k: round(v, 4) for k, v in pair.items()} for pair in pairs],
         "tasks_per_run": run_plan.e2e_tasks,
     }
+
+
+def _value(sut: SystemUnderTest, setting: str) -> str:
+    """The system's value of `setting`: its environment's, else the default ("true"/"false")."""
+    if setting in sut.env:
+        return sut.env[setting]
+    return str(Settings.model_fields[setting.lower()].default).lower()
 
 
 def _restart(sut: SystemUnderTest, processes: tuple[str, ...], setting: str, value: str) -> None:

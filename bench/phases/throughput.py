@@ -90,54 +90,12 @@ def end_to_end(sut: SystemUnderTest, db: Timings, plan: Plan, connections: int) 
     }
 
 
-def events_cost(
-    sut: SystemUnderTest, db: Timings, plan: Plan, connections: int, events_on: float
-) -> dict[str, Any]:
-    """The end-to-end run again on the same system with the workers restarted without task
-    events (TASK_EVENTS=false), beside the run with them on (`events_on` tasks/s): what Flower's
-    and `celery events`' feed costs. The workers get their events back afterwards."""
-    sut.system.restart(*WORKERS, TASK_EVENTS="false")
-    try:
-        _wait_ready(sut)
-        off = end_to_end(sut, db, plan, connections)["e2e_tasks_per_s"]
-    finally:
-        sut.system.restart(*WORKERS, TASK_EVENTS="true")
-        _wait_ready(sut)
-    cost = round(100 * (1 - events_on / off), 1) if off else None
-    say(f"task events: {events_on:.0f} tasks/s on, {off:.0f} off ({cost} % cost)")
-    return {"e2e_events_off_tasks_per_s": off, "events_cost_percent": cost}
-
-
 def _wait_ready(sut: SystemUnderTest) -> None:
     deadline = time.monotonic() + 60
     while sut.system.http.get("/api/v1/health/ready").status_code != 200:
         if time.monotonic() > deadline:
             raise TimeoutError("the restarted workers are not all consuming after 60 s")
         time.sleep(0.2)
-
-
-def metrics_cost(sut: SystemUnderTest, db: Timings, plan: Plan, connections: int) -> dict[str, Any]:
-    """The end-to-end run again with every process restarted with METRICS_ENABLED=false, then
-    restarted with metrics on and run once more, so the two figures compared are measured on the
-    same warm database, next to each other (issue 13: the cost should stay within 5%)."""
-    names = list(sut.system.processes)
-    rates: dict[str, float] = {}
-    for enabled in ("false", "true"):
-        sut.system.restart(*names, METRICS_ENABLED=enabled)
-        sut.system.wait_healthy()
-        figures = end_to_end(sut, db, plan, connections)
-        rates["on" if enabled == "true" else "off"] = figures["e2e_tasks_per_s"]
-    cost = 1 - rates["on"] / rates["off"]
-    say(
-        f"metrics cost: {cost:+.1%} of end-to-end throughput (off {rates['off']}, on {rates['on']})"
-    )
-    return {
-        "metrics_cost": {
-            "e2e_off_per_s": rates["off"],
-            "e2e_on_per_s": rates["on"],
-            "cost": round(cost, 4),
-        }
-    }
 
 
 MESSAGE_SIZES = (1, 10, 100)
