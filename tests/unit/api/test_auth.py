@@ -83,6 +83,8 @@ ROUTES = [
     ("PUT", f"{TASKS}/1", {"priority": 1}, Scope.WRITE),
     ("POST", f"{TASKS}/1/retry", None, Scope.WRITE),
     ("POST", f"{TASKS}/1/cancel", None, Scope.WRITE),
+    ("GET", f"{TASKS}/1/attempts", None, Scope.READ),
+    ("GET", f"{TASKS}/1/explain", None, Scope.READ),
 ]
 ROUTE_IDS = [f"{method} {path}" for method, path, _, _ in ROUTES]
 TASK_ROUTES = [route for route in ROUTES if "/1" in route[1]]

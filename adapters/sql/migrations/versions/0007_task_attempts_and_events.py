@@ -34,21 +34,20 @@ down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# domain.task.LEASE_EXPIRED_MESSAGE, as of this revision (a migration never imports the code).
-LEASE_EXPIRED = "the worker running this attempt was lost (lease expired)"
-OUTCOME = (
-    "CASE WHEN NEW.status = 'success' THEN 'success' "
-    f"WHEN NEW.error_message = '{LEASE_EXPIRED}' THEN 'lost' "
-    "WHEN NEW.status = 'failed' THEN 'failed' ELSE 'retried' END"
-)
 OPEN_ATTEMPT = """
     INSERT INTO task_attempts
         (task_id, attempt, dispatch_no, priority, scheduled_for, started_at)
     VALUES (NEW.id, NEW.attempts, NEW.dispatch_no, NEW.priority, OLD.scheduled_for,
             NEW.started_at)
 """
-CLOSE_ATTEMPT = f"""
-    UPDATE task_attempts SET finished_at = NEW.updated_at, outcome = {OUTCOME},
+# The outcome in the metrics' words; the message is domain.task.LEASE_EXPIRED_MESSAGE as of this
+# revision (a migration never imports the code).
+CLOSE_ATTEMPT = """
+    UPDATE task_attempts SET finished_at = NEW.updated_at,
+        outcome = CASE WHEN NEW.status = 'success' THEN 'success'
+            WHEN NEW.error_message = 'the worker running this attempt was lost (lease expired)'
+                THEN 'lost'
+            WHEN NEW.status = 'failed' THEN 'failed' ELSE 'retried' END,
         error = CASE WHEN NEW.status = 'success' THEN NULL ELSE NEW.error_message END
     WHERE task_id = NEW.id AND dispatch_no = OLD.dispatch_no AND finished_at IS NULL
 """
