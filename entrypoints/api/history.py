@@ -141,12 +141,12 @@ async def _events(
     follow: FollowEvents, cursor: EventCursor, poll_seconds: float
 ) -> AsyncIterator[ServerSentEvent]:
     while True:
-        found = await run_in_threadpool(follow.next, cursor)
-        for event in found:
+        read_past = cursor.after_id
+        for event in await run_in_threadpool(follow.next, cursor):
             yield ServerSentEvent(
                 data=json.dumps(event_data(event)), id=str(event.id), event="task"
             )
         if cursor.ended:
             return
-        if not found:
+        if cursor.after_id == read_past:  # caught up (events filtered out count as read)
             await asyncio.sleep(poll_seconds)

@@ -6,7 +6,14 @@ from datetime import timedelta
 
 import pytest
 
-from application.use_cases import CreateTaskRequest, ExplainTask, PruneFinishedTasks, ReasonCode
+from application.use_cases import (
+    CreateTaskRequest,
+    EventCursor,
+    ExplainTask,
+    FollowEvents,
+    PruneFinishedTasks,
+    ReasonCode,
+)
 from domain.priority import Priority
 from domain.task import Task, TaskStatus
 from tests.fakes import WorkerKilled
@@ -48,3 +55,19 @@ def test_explain_names_an_unreachable_broker_and_an_expired_lease(core: Core) ->
     core.clock.advance(3600)
     (reason,) = explain.execute(task.id).reasons
     assert reason.code is ReasonCode.LEASE_EXPIRED and reason.lease_until is not None
+
+
+def test_a_reader_of_every_task_waits_on_a_missing_event_id_then_skips_it(core: Core) -> None:
+    for _ in range(3):
+        _create(core, Priority.LOW)
+    # As on PostgreSQL while the transaction that took id 2 has not committed yet.
+    core.uow.store.events = [e for e in core.uow.store.events if e.id != 2]
+    patient, hasty = FollowEvents(core.uow, gap_wait=60), FollowEvents(core.uow, gap_wait=0)
+
+    waiting = patient.open(EventCursor(), resume=True)
+    assert [e.id for e in patient.next(waiting)] == [1]
+    assert [e.id for e in patient.next(waiting)] == [] and waiting.after_id == 1
+    skipping = hasty.open(EventCursor(), resume=True)
+    assert [e.id for e in hasty.next(skipping)] == [1, 3]
+    one_task = patient.open(EventCursor(task_id=3), resume=False)
+    assert [e.id for e in patient.next(one_task)] == [3]  # one task's events never wait
