@@ -47,10 +47,13 @@ def _followers(sut: SystemUnderTest, count: int) -> Iterator[list[int]]:
             httpx.Client(base_url=sut.system.base_url, timeout=None) as client,
             client.stream("GET", "/api/v1/events") as stream,
         ):
-            for line in stream.iter_lines():
-                seen[index] += line.startswith("data:")
-                if stop.is_set():
-                    return
+            try:
+                for line in stream.iter_lines():
+                    seen[index] += line.startswith("data:")
+                    if stop.is_set():
+                        return
+            except httpx.TransportError:  # the system stopped first: nothing left to count
+                return
 
     threads = [threading.Thread(target=follow, args=(i,), daemon=True) for i in range(count)]
     for thread in threads:
