@@ -6,6 +6,8 @@ from datetime import timedelta
 from application.ports import Clock, UnitOfWork
 from domain.task import TaskStatus
 
+EVENT_BATCHES_PER_CALL = 20
+
 
 class PruneFinishedTasks:
     """Retention: delete tasks that finished longer ago than their status's age, at most
@@ -14,7 +16,8 @@ class PruneFinishedTasks:
     age; a status missing from it (or with a zero age) is kept forever. Also folds the counts'
     storage, which retention and every other write keep growing. A task's attempts and events
     go with it (the store deletes them); events older than `events_retention` go too, at most
-    `batch_size` per call (None keeps them as long as their task). Answers how many tasks were
+    `batch_size` per batch and at most EVENT_BATCHES_PER_CALL batches per call (None keeps them
+    as long as their task). Answers how many tasks were
     deleted per status: as many as `batch_size` means more are waiting."""
 
     def __init__(
@@ -45,8 +48,13 @@ class PruneFinishedTasks:
             self._uow.tasks.fold_counts()
             self._uow.commit()
         if self._events_retention:
-            with self._uow:
-                cutoff = self._clock.now() - self._events_retention
-                self._uow.history.prune_events(cutoff, self._batch_size)
-                self._uow.commit()
+            cutoff = self._clock.now() - self._events_retention
+            # Every task writes about three events, so one batch a pass would fall behind a busy
+            # system: batches (each its own short transaction) until the old ones are gone.
+            for _ in range(EVENT_BATCHES_PER_CALL):
+                with self._uow:
+                    pruned = self._uow.history.prune_events(cutoff, self._batch_size)
+                    self._uow.commit()
+                if pruned < self._batch_size:
+                    break
         return pruned

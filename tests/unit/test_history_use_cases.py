@@ -71,3 +71,14 @@ def test_a_reader_of_every_task_waits_on_a_missing_event_id_then_skips_it(core: 
     assert [e.id for e in hasty.next(skipping)] == [1, 3]
     one_task = patient.open(EventCursor(task_id=3), resume=False)
     assert [e.id for e in patient.next(one_task)] == [3]  # one task's events never wait
+
+
+def test_retention_prunes_old_events_in_batches_until_they_are_gone(core: Core) -> None:
+    for _ in range(7):
+        _create(core, Priority.LOW)
+    core.clock.advance(120)
+    prune = PruneFinishedTasks(core.uow, core.clock, {}, 2, timedelta(seconds=60))
+
+    prune.execute()
+
+    assert core.uow.store.events == []
