@@ -53,8 +53,8 @@ class PruneFinishedTasks:
             # system: batches (each its own short transaction) until the old ones are gone.
             for _ in range(EVENT_BATCHES_PER_CALL):
                 with self._uow:
-                    pruned = self._uow.history.prune_events(cutoff, self._batch_size)
+                    events = self._uow.history.prune_events(cutoff, self._batch_size)
                     self._uow.commit()
-                if pruned < self._batch_size:
+                if events < self._batch_size:
                     break
         return pruned
