@@ -20,7 +20,7 @@ from typing import Any
 
 from bench import chart, report
 from bench.loadgen import wrk
-from bench.phases import baselines, batch, latency, throughput
+from bench.phases import baselines, batch, costs, latency, throughput
 from bench.plan import PLANS
 from bench.system import running_system
 from bench.timings import Timings
@@ -70,8 +70,7 @@ def main(argv: list[str] | None = None) -> None:
             figures |= throughput.create_rate(sut, db, plan)
             best = throughput.best_concurrency(figures)
             figures |= throughput.end_to_end(sut, db, plan, best)
-            figures |= throughput.events_cost(sut, db, plan, best, figures["e2e_tasks_per_s"])
-            figures |= throughput.metrics_cost(sut, db, plan, best)
+            figures |= costs.events_and_metrics(sut, db, plan, best)
             figures |= latency.delay_lag(sut, db, plan)
             figures |= batch.big_batch(sut, db, plan)
             figures |= latency.p1_under_flood(sut, db, plan, best)

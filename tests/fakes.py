@@ -279,8 +279,12 @@ class InMemoryTaskRepository(TaskRepository):
         next_before_id = items[-1].id if len(chosen) > limit and items else None
         return TaskPage(items=items, total=total, next_before_id=next_before_id)
 
-    def counts(self) -> TaskCounts:
-        return Counter((t.status, t.priority, t.type) for t in self._all())
+    def counts(self, tenant: str | None = None) -> TaskCounts:
+        return Counter(
+            (t.status, t.priority, t.type)
+            for t in self._all()
+            if tenant is None or t.tenant == tenant
+        )
 
     def prune_finished(self, status: TaskStatus, finished_before: datetime, limit: int) -> int:
         self._statement()

@@ -42,20 +42,20 @@ from domain.priority import Priority
 from domain.task import ATTEMPT_OUTCOME_FIELDS, Task, TaskStatus, TaskType
 
 FINISHED_STATUSES = (TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED)
-_COUNTS = select(
-    task_counts.c.status,
-    task_counts.c.priority,
-    task_counts.c.type,
-    func.sum(task_counts.c.n).label("n"),
-).group_by(task_counts.c.status, task_counts.c.priority, task_counts.c.type)
+_COUNT_KEY = (task_counts.c.status, task_counts.c.priority, task_counts.c.type)
+_COUNTS = select(*_COUNT_KEY, func.sum(task_counts.c.n).label("n")).group_by(*_COUNT_KEY)
+_TENANT_COUNTS = _COUNTS.where(task_counts.c.tenant == bindparam("tenant"))
+_COUNTS_TO_FOLD = select(
+    task_counts.c.tenant, *_COUNT_KEY, func.sum(task_counts.c.n).label("n")
+).group_by(task_counts.c.tenant, *_COUNT_KEY)
 # The deltas folded into one row per key in one statement. Under concurrent writers it is exact:
 # the DELETE takes the rows its snapshot sees, and a delta committed after it stays for the next
 # fold; a concurrent fold's rows are skipped once it commits, never counted twice.
 _FOLD_PG = text(
-    "WITH folded AS (DELETE FROM task_counts RETURNING status, priority, type, n) "
-    "INSERT INTO task_counts (status, priority, type, n) "
-    "SELECT status, priority, type, sum(n) FROM folded GROUP BY status, priority, type "
-    "HAVING sum(n) <> 0"
+    "WITH folded AS (DELETE FROM task_counts RETURNING tenant, status, priority, type, n) "
+    "INSERT INTO task_counts (tenant, status, priority, type, n) "
+    "SELECT tenant, status, priority, type, sum(n) FROM folded "
+    "GROUP BY tenant, status, priority, type HAVING sum(n) <> 0"
 )
 
 # Built once: SQLAlchemy caches the compiled SQL by statement, and these are the hot path.
@@ -252,23 +252,22 @@ class SqlTaskRepository(TaskRepository):
         items = [task_from_row(row) for row in self._execute(query).mappings()]
         more = len(items) > limit
         del items[limit:]
-        if task_filter.tenant is None:
-            total = sum(n for key, n in self.counts().items() if task_filter.matches(*key))
-        else:
-            # The counts are kept per (status, priority, type), not per tenant: one tenant's
-            # total is counted in that tenant's rows (ix_tasks_tenant_id), growing with them.
-            total = self._execute(
-                select(func.count()).select_from(tasks).where(*conditions)
-            ).scalar_one()
+        counts = self.counts(task_filter.tenant)
+        total = sum(n for key, n in counts.items() if task_filter.matches(*key))
         next_before_id = items[-1].id if more and items else None
         return TaskPage(items=items, total=total, next_before_id=next_before_id)
 
-    def counts(self) -> TaskCounts:
+    def counts(self, tenant: str | None = None) -> TaskCounts:
+        rows = (
+            self._execute(_COUNTS)
+            if tenant is None
+            else self._execute(_TENANT_COUNTS, {"tenant": tenant})
+        )
         return {
             (TaskStatus(row["status"]), Priority(row["priority"]), TaskType(row["type"])): int(
                 row["n"]
             )
-            for row in self._execute(_COUNTS).mappings()
+            for row in rows.mappings()
             if row["n"]
         }
 
@@ -296,7 +295,7 @@ class SqlTaskRepository(TaskRepository):
             self._execute(_FOLD_PG)
             return
         # SQLite: its write lock, held since BEGIN IMMEDIATE, keeps every writer out meanwhile.
-        folded = [dict(row) for row in self._execute(_COUNTS).mappings() if row["n"]]
+        folded = [dict(row) for row in self._execute(_COUNTS_TO_FOLD).mappings() if row["n"]]
         self._execute(delete(task_counts))
         if folded:
             self._execute(insert(task_counts), folded)

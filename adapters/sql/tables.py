@@ -145,13 +145,15 @@ Index(
     sqlite_where=FINISHED_TASK,
 )
 
-# Exact counts per (status, priority, type) as signed deltas, appended by triggers on tasks in
-# the transaction of every statement that changes them (revision 0005 has the triggers and why):
-# a count is the sum of this small table's rows, never a scan of tasks. No key: rows are only
-# appended, summed, and folded (SqlTaskRepository.fold_counts) into one row per key.
+# Exact counts per (tenant, status, priority, type) as signed deltas, appended by triggers on
+# tasks in the transaction of every statement that changes them (revisions 0005 and 0006 have the
+# triggers and why): a count is the sum of this small table's rows, never a scan of tasks. No
+# key: rows are only appended, summed, and folded (SqlTaskRepository.fold_counts) into one row
+# per key.
 task_counts = Table(
     "task_counts",
     metadata,
+    Column("tenant", String(64), nullable=False, server_default=DEFAULT_TENANT),
     Column("status", String(16), nullable=False),
     Column("priority", SmallInteger(), nullable=False),
     Column("type", String(8), nullable=False),

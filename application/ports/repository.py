@@ -126,10 +126,11 @@ class TaskRepository(Protocol):
         grow with how deep it is, as an offset's does). `total` counts every matching task and
         comes from the exact counts, never from a scan (see `counts`)."""
 
-    def counts(self) -> TaskCounts:
-        """How many tasks there are per (status, priority, type), exact as of this unit of
-        work's snapshot: kept by every write in its own transaction, read without scanning the
-        tasks (its cost does not grow with their number). Keys with no task may be missing."""
+    def counts(self, tenant: str | None = None) -> TaskCounts:
+        """How many tasks there are per (status, priority, type), every tenant's or only
+        `tenant`'s, exact as of this unit of work's snapshot: kept by every write in its own
+        transaction, read without scanning the tasks (its cost does not grow with their
+        number). Keys with no task may be missing."""
 
     def prune_finished(self, status: TaskStatus, finished_before: datetime, limit: int) -> int:
         """Delete at most `limit` tasks in `status` (a finished one: success, failed or

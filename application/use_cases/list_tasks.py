@@ -18,10 +18,10 @@ class ListTasksRequest:
 
 class ListTasks:
     """A page of tasks, newest first, optionally filtered by status, type and priority, with
-    the number of all matching tasks (from the exact counts; one tenant's counted on its own
-    rows) and the cursor of the next page. No filter means every task the principal may see: its
-    tenant's, or every tenant's for an admin. The principal needs tasks:read (Forbidden). Raises
-    ValueError for a limit below 1, a negative offset or a cursor below 1."""
+    the number of all matching tasks (from the exact counts, kept per tenant too) and the cursor
+    of the next page. No filter means every task the principal may see: its tenant's, or every
+    tenant's for an admin. The principal needs tasks:read (Forbidden). Raises ValueError for a
+    limit below 1, a negative offset or a cursor below 1."""
 
     def __init__(self, uow: UnitOfWork) -> None:
         self._uow = uow

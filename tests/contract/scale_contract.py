@@ -185,3 +185,31 @@ class ScaleContract:
     def test_prune_refuses_an_unfinished_status(self, uow: UnitOfWork, status: TaskStatus) -> None:
         with uow, pytest.raises(ValueError):
             uow.tasks.prune_finished(status, NOW, 10)
+
+    def test_each_tenants_counts_and_totals_are_its_own(self, uow: UnitOfWork) -> None:
+        tasks = [single(), single(priority=Priority.HIGH), batch([(1, 2)]), single()]
+        for task, tenant in zip(tasks, ["acme", "acme", "globex", "default"], strict=True):
+            task.tenant = tenant
+        ids = added(uow, *tasks)
+        moved(uow, ids[0], "cancel")
+        with uow:
+            uow.tasks.fold_counts()
+            uow.commit()
+        moved(uow, ids[1], "cancel")
+        with uow:
+            acme = uow.tasks.counts("acme")
+            everyone = uow.tasks.counts()
+            totals = {
+                tenant: uow.tasks.page(TaskFilter(tenant=tenant), 1, 0).total
+                for tenant in ("acme", "globex", "default", "initech")
+            }
+            acme_cancelled = uow.tasks.page(
+                TaskFilter(tenant="acme", status=TaskStatus.CANCELLED), 1, 0
+            ).total
+        assert {key: n for key, n in acme.items() if n} == {
+            (TaskStatus.CANCELLED, Priority.MEDIUM, TaskType.SINGLE): 1,
+            (TaskStatus.CANCELLED, Priority.HIGH, TaskType.SINGLE): 1,
+        }
+        assert {key: n for key, n in everyone.items() if n} == real_counts(uow)
+        assert totals == {"acme": 2, "globex": 1, "default": 1, "initech": 0}
+        assert acme_cancelled == 2

@@ -38,10 +38,11 @@ FINISHED = "status IN ('success', 'failed', 'cancelled')"
 
 # A queue-like table: autovacuum by a fixed number of changed rows, not by a fraction of the
 # table (the default 20% means one vacuum per 2,000,000 changes at 10,000,000 rows), so the cost
-# of keeping it clean does not grow with the finished tasks it holds. fillfactor leaves room on
-# each page for the new versions of the rows updated there (docs/benchmark.md, "At scale").
+# of keeping it clean does not grow with the finished tasks it holds. The fillfactor stays at
+# 100: every update a task goes through changes an indexed column, so none is HOT whatever room
+# a page keeps (measured by `python -m bench.fillfactor`: 0% HOT at 100, 90 and 70), and room
+# kept would only make the table larger (docs/benchmark.md, "At scale").
 TASKS_STORAGE = {
-    "fillfactor": "90",
     "autovacuum_vacuum_scale_factor": "0",
     "autovacuum_vacuum_threshold": "10000",
     "autovacuum_vacuum_insert_scale_factor": "0",

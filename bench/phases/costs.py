@@ -1,0 +1,77 @@
+"""What an optional feature costs end to end: task events (Flower's and `celery events`' feed)
+and Prometheus metrics, each measured against the same system without it (issue 13's goal:
+each within 5% of the end-to-end rate without it).
+
+One pair of runs says little on a shared machine, where the load of other work can move a rate
+by more than the cost sought. So each feature is measured in PAIRS pairs of end-to-end runs on
+the same warm system, the feature off then on, then on then off (ABBA: a drift in the machine's
+load between runs hits both sides alike), and the cost reported is the median of the pairs'
+costs (`1 - on / off`), with every pair's rates beside it."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import replace
+from typing import Any
+
+from bench.phases.common import say
+from bench.phases.throughput import WORKERS, _wait_ready, end_to_end
+from bench.plan import Plan
+from bench.system import SystemUnderTest
+from bench.timings import Timings
+
+PAIRS = 3
+# Enough tasks for a run of several seconds at either setting, short enough for 2 x PAIRS runs.
+COST_TASKS = 4_000
+
+
+def _pairs(
+    sut: SystemUnderTest,
+    db: Timings,
+    plan: Plan,
+    connections: int,
+    setting: str,
+    processes: tuple[str, ...],
+) -> dict[str, Any]:
+    run_plan = replace(plan, e2e_tasks=min(plan.e2e_tasks, COST_TASKS))
+    pairs: list[dict[str, float]] = []
+    for index in range(PAIRS):
+        order = ("false", "true") if index % 2 == 0 else ("true", "false")
+        rates: dict[str, float] = {}
+        for value in order:
+            _restart(sut, processes, setting, value)
+            rate = end_to_end(sut, db, run_plan, connections)["e2e_tasks_per_s"]
+            rates["on" if value == "true" else "off"] = rate
+        pairs.append(
+            {"off": rates["off"], "on": rates["on"], "cost": 1 - rates["on"] / rates["off"]}
+        )
+    _restart(sut, processes, setting, "true")  # both are on by default
+    cost = statistics.median(pair["cost"] for pair in pairs)
+    say(
+        f"{setting}: median cost {cost:+.1%} of end-to-end throughput over {PAIRS} pairs "
+        + ", ".join(f"(off {p['off']:.0f}, on {p['on']:.0f})" for p in pairs)
+    )
+    return {
+        "cost": round(cost, 4),
+        "pairs": [{k: round(v, 4) for k, v in pair.items()} for pair in pairs],
+        "tasks_per_run": run_plan.e2e_tasks,
+    }
+
+
+def _restart(sut: SystemUnderTest, processes: tuple[str, ...], setting: str, value: str) -> None:
+    sut.system.restart(*processes, **{setting: value})
+    sut.system.wait_healthy()  # the API answers again, if it was restarted
+    _wait_ready(sut)  # and every pool consumes
+
+
+def events_and_metrics(
+    sut: SystemUnderTest, db: Timings, plan: Plan, connections: int
+) -> dict[str, Any]:
+    """The cost of task events (the workers restarted with TASK_EVENTS false and true) and of
+    metrics (every process restarted with METRICS_ENABLED false and true), as fractions of the
+    end-to-end rate without them: {"events_cost": {...}, "metrics_cost": {...}}."""
+    every_process = tuple(sut.system.processes)
+    return {
+        "events_cost": _pairs(sut, db, plan, connections, "TASK_EVENTS", WORKERS),
+        "metrics_cost": _pairs(sut, db, plan, connections, "METRICS_ENABLED", every_process),
+    }
