@@ -19,13 +19,18 @@ from adapters.clock import SystemClock
 from adapters.sql import SqlUnitOfWork, Waits, create_engine_for
 from application.use_cases import (
     Authenticate,
+    BulkMove,
     CancelTask,
     ChangePriority,
     CheckHealth,
+    ConsoleOverview,
     CreateBatch,
     CreateTask,
     DispatchDue,
     ExecuteTask,
+    ExplainTask,
+    FollowEvents,
+    GetAttempts,
     GetTask,
     IssueApiKey,
     ListApiKeys,
@@ -37,6 +42,10 @@ from application.use_cases import (
 )
 from entrypoints.observability import build_metrics
 from entrypoints.settings import Settings
+
+# How long a reader of every task's events waits for a missing event id (application/use_cases/
+# follow_events.py): longer than any transaction that writes events takes to commit.
+EVENT_GAP_WAIT_SECONDS = 2.0
 
 
 def _seconds(value: float) -> timedelta:
@@ -123,6 +132,11 @@ class Container(containers.DeclarativeContainer):
     retry_task = providers.Factory(RetryTask, uow, queue, clock, schedule)
     cancel_task = providers.Factory(CancelTask, uow, clock)
     check_health = providers.Factory(CheckHealth, read_uow, queue)
+    get_attempts = providers.Factory(GetAttempts, read_uow)
+    explain_task = providers.Factory(ExplainTask, read_uow, queue, clock)
+    follow_events = providers.Factory(FollowEvents, read_uow, EVENT_GAP_WAIT_SECONDS)
+    console_overview = providers.Factory(ConsoleOverview, read_uow, clock, schedule)
+    bulk_move = providers.Factory(BulkMove, uow, retry_task, cancel_task, change_priority)
     authenticate = providers.Factory(Authenticate, read_uow, pepper)
     issue_api_key = providers.Factory(IssueApiKey, uow, clock, pepper)
     list_api_keys = providers.Factory(ListApiKeys, read_uow)
@@ -153,4 +167,5 @@ class Container(containers.DeclarativeContainer):
         clock,
         providers.Callable(Settings.retention, settings),
         settings.provided.dispatcher_batch_size,
+        events_retention=providers.Callable(_seconds, settings.provided.events_retention_seconds),
     )

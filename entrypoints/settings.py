@@ -155,6 +155,24 @@ class Settings(BaseSettings):
         ge=0,
         description="Age at which a cancelled task is deleted; 0 keeps them forever.",
     )
+    events_retention_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="Age at which an event of the event log (the Server-Sent Events of "
+        "/api/v1/events) is deleted by the dispatcher's retention, so a client reconnecting "
+        "within it misses none; 0 keeps them as long as their task.",
+    )
+    events_poll_seconds: float = Field(
+        default=0.25,
+        gt=0,
+        description="How often an open event stream reads the event log for new events.",
+    )
+    events_heartbeat_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="Interval of the comment an open event stream sends while nothing happens, "
+        "so proxies keep it open and a client sees it is alive.",
+    )
 
     task_failure_rate: float = Field(
         default=0.0, ge=0, le=1, description="Fault injection: chance that an attempt raises."

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self
@@ -16,6 +17,7 @@ from application.errors import ConcurrentModification
 from application.ports import (
     ApiKeys,
     Arithmetic,
+    Attempt,
     AttemptResult,
     Clock,
     Dispatch,
@@ -26,7 +28,9 @@ from application.ports import (
     QueueUnavailable,
     StoreUnavailable,
     TaskCounts,
+    TaskEvent,
     TaskFilter,
+    TaskHistory,
     TaskPage,
     TaskQueue,
     TaskRepository,
@@ -35,7 +39,15 @@ from application.ports import (
 from domain.access import ApiKey
 from domain.errors import TaskFailure
 from domain.priority import Priority
-from domain.task import ATTEMPT_OUTCOME_FIELDS, Pair, Task, TaskStatus, TaskType, add_pairs
+from domain.task import (
+    ATTEMPT_OUTCOME_FIELDS,
+    LEASE_EXPIRED_MESSAGE,
+    Pair,
+    Task,
+    TaskStatus,
+    TaskType,
+    add_pairs,
+)
 
 EPOCH = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -59,6 +71,110 @@ class InMemoryStore:
         self.last_id = 0
         self.keys: dict[tuple[str, str], IdempotencyRecord] = {}
         self.api_keys: dict[int, ApiKey] = {}
+        # What the triggers of revision 0007 record, recorded at each commit (InMemoryTaskHistory).
+        self.attempts: list[Attempt] = []
+        self.events: list[TaskEvent] = []
+        self.last_event_id = 0
+
+    def record_history(self, before: Task | None, after: Task) -> None:
+        """What the triggers do for one committed write of a task."""
+        assert after.id is not None
+        if before is not None and after.status is not before.status:
+            if after.status is TaskStatus.RUNNING:
+                self.attempts.append(_opened_attempt(before, after))
+            elif before.status is TaskStatus.RUNNING:
+                self._close_attempt(before, after)
+        if before is None or (after.status, after.priority) != (before.status, before.priority):
+            self.last_event_id += 1
+            event = TaskEvent(
+                id=self.last_event_id,
+                task_id=after.id,
+                tenant=after.tenant,
+                status=after.status,
+                priority=after.priority,
+                at=after.updated_at,
+            )
+            self.events.append(event)
+
+    def _close_attempt(self, before: Task, after: Task) -> None:
+        if after.status is TaskStatus.SUCCESS:
+            outcome = AttemptResult.SUCCESS
+        elif after.error_message == LEASE_EXPIRED_MESSAGE:
+            outcome = AttemptResult.LOST
+        elif after.status is TaskStatus.FAILED:
+            outcome = AttemptResult.FAILED
+        else:
+            outcome = AttemptResult.RETRIED
+        for index, attempt in enumerate(self.attempts):
+            if (
+                attempt.task_id == after.id
+                and attempt.dispatch_no == before.dispatch_no
+                and attempt.finished_at is None
+            ):
+                self.attempts[index] = replace(
+                    attempt,
+                    finished_at=after.updated_at,
+                    outcome=outcome,
+                    error=None if outcome is AttemptResult.SUCCESS else after.error_message,
+                )
+
+    def forget(self, task_id: int) -> None:
+        """A task's history goes with it."""
+        self.attempts = [a for a in self.attempts if a.task_id != task_id]
+        self.events = [e for e in self.events if e.task_id != task_id]
+
+
+def _opened_attempt(before: Task, after: Task) -> Attempt:
+    assert after.id is not None and after.started_at is not None
+    return Attempt(
+        task_id=after.id,
+        number=after.attempts,
+        dispatch_no=after.dispatch_no,
+        priority=after.priority,
+        scheduled_for=before.scheduled_for,
+        started_at=after.started_at,
+        finished_at=None,
+        outcome=None,
+        error=None,
+    )
+
+
+class InMemoryTaskHistory(TaskHistory):
+    """Reads of what InMemoryStore.record_history recorded at each commit; writes (the pruning
+    of events) are applied at once, as the fakes' one writer at a time allows."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+
+    def attempts(self, task_id: int) -> list[Attempt]:
+        return [a for a in self._store.attempts if a.task_id == task_id]
+
+    def recent_attempts(self, started_since: datetime, limit: int) -> list[Attempt]:
+        recent = [a for a in self._store.attempts if a.started_at >= started_since]
+        return sorted(recent, key=lambda a: a.started_at, reverse=True)[:limit]
+
+    def events(self, after_id: int, limit: int, *, task_id: int | None = None) -> list[TaskEvent]:
+        return [
+            e
+            for e in self._store.events
+            if e.id > after_id and (task_id is None or e.task_id == task_id)
+        ][:limit]
+
+    def last_event_id(self) -> int:
+        return self._store.events[-1].id if self._store.events else 0
+
+    def prune_events(self, before: datetime, limit: int) -> int:
+        old = [e for e in self._store.events if e.at < before][:limit]
+        self._store.events = [e for e in self._store.events if e not in old]
+        return len(old)
+
+    def not_yet_due(self, now: datetime) -> dict[Priority, int]:
+        waiting = Counter(
+            t.priority
+            for t in self._store.rows.values()
+            if t.status is TaskStatus.QUEUED and t.published_at is None and t.scheduled_for > now
+        )
+        return dict(waiting)
 
 
 class InMemoryTaskRepository(TaskRepository):
@@ -412,6 +528,7 @@ class FakeUnitOfWork(UnitOfWork):
         self.tasks = InMemoryTaskRepository(self.store)
         self.idempotency_keys = InMemoryIdempotencyKeys(self.store)
         self.api_keys = InMemoryApiKeys(self.store)
+        self.history = InMemoryTaskHistory(self.store)
 
     def one_write(self) -> Self:
         self._one_write = True
@@ -440,9 +557,12 @@ class FakeUnitOfWork(UnitOfWork):
     def commit(self) -> None:
         if not self.available:
             raise StoreUnavailable("database down")
+        for task_id, task in self.tasks.staged.items():
+            self.store.record_history(self.store.rows.get(task_id), task)
         self.store.rows.update(self.tasks.staged)
         for task_id in self.tasks.deleted:
             self.store.rows.pop(task_id, None)
+            self.store.forget(task_id)
         self.tasks.staged.clear()
         self.tasks.deleted.clear()
         self.idempotency_keys.commit()

@@ -198,3 +198,50 @@ api_keys = Table(
     Column("revoked_at", UtcDateTime()),
     sqlite_autoincrement=True,
 )
+
+# Each task's attempts and the log of its moves (revision 0007), written by triggers on tasks:
+# a claim opens an attempt and the move out of running closes it; every create and every change
+# of status or priority appends an event, whose id is the Server-Sent Events id. Both are
+# deleted with their task; events also by age. Lateness is started_at - scheduled_for.
+task_attempts = Table(
+    "task_attempts",
+    metadata,
+    Column(
+        "id",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        Identity(),
+        primary_key=True,
+    ),
+    Column("task_id", BigInteger(), nullable=False),
+    Column("attempt", Integer(), nullable=False),
+    Column("dispatch_no", Integer(), nullable=False),
+    Column("priority", SmallInteger(), nullable=False),
+    Column("scheduled_for", UtcDateTime(), nullable=False),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime()),
+    Column("outcome", String(16)),
+    Column("error", Text()),
+    sqlite_autoincrement=True,
+)
+Index("ix_task_attempts_task_id", task_attempts.c.task_id)
+# The console's recent throughput and start lateness: the attempts started in the last minutes.
+Index("ix_task_attempts_started_at", task_attempts.c.started_at)
+
+task_events = Table(
+    "task_events",
+    metadata,
+    Column(
+        "id",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        Identity(),
+        primary_key=True,
+    ),
+    Column("task_id", BigInteger(), nullable=False),
+    Column("tenant", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("priority", SmallInteger(), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    sqlite_autoincrement=True,
+)
+# One task's stream: its events in order.
+Index("ix_task_events_task_id_id", task_events.c.task_id, task_events.c.id)

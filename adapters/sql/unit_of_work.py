@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Engine, text
 from adapters.sql.api_keys import SqlApiKeys
 from adapters.sql.engine import READ_ONLY
 from adapters.sql.errors import store_errors
+from adapters.sql.history import SqlTaskHistory
 from adapters.sql.idempotency import SqlIdempotencyKeys
 from adapters.sql.repository import SqlTaskRepository
 from application.ports import UnitOfWork
@@ -37,6 +38,7 @@ class SqlUnitOfWork(UnitOfWork):
     tasks: SqlTaskRepository
     idempotency_keys: SqlIdempotencyKeys
     api_keys: SqlApiKeys
+    history: SqlTaskHistory
 
     def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
         self._engine = engine
@@ -61,6 +63,7 @@ class SqlUnitOfWork(UnitOfWork):
         )
         self.idempotency_keys = SqlIdempotencyKeys(self._connection, read_only=self._read_only)
         self.api_keys = SqlApiKeys(self._connection, read_only=self._read_only)
+        self.history = SqlTaskHistory(self._connection, read_only=self._read_only)
         return self
 
     def _connect(self, *, read_only: bool | None = None) -> Connection:
@@ -98,9 +101,15 @@ class SqlUnitOfWork(UnitOfWork):
         with store_errors():
             self._connection.commit()
         self.tasks.wrote = self.idempotency_keys.wrote = self.api_keys.wrote = False
+        self.history.wrote = False
 
     def _wrote(self) -> bool:
-        return self.tasks.wrote or self.idempotency_keys.wrote or self.api_keys.wrote
+        return (
+            self.tasks.wrote
+            or self.idempotency_keys.wrote
+            or self.api_keys.wrote
+            or self.history.wrote
+        )
 
     def ping(self) -> None:
         with self._connect(read_only=True) as connection, store_errors():

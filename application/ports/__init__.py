@@ -3,6 +3,7 @@
 from application.ports.api_keys import ApiKeys
 from application.ports.arithmetic import Arithmetic
 from application.ports.clock import Clock
+from application.ports.history import Attempt, TaskEvent, TaskHistory
 from application.ports.idempotency import (
     IdempotencyKey,
     IdempotencyKeys,
@@ -26,6 +27,7 @@ from application.ports.repository import (
 __all__ = [
     "ApiKeys",
     "Arithmetic",
+    "Attempt",
     "AttemptResult",
     "Clock",
     "Dispatch",
@@ -42,7 +44,9 @@ __all__ = [
     "StoreUnavailable",
     "StoredResponse",
     "TaskCounts",
+    "TaskEvent",
     "TaskFilter",
+    "TaskHistory",
     "TaskPage",
     "TaskQueue",
     "TaskRepository",

@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from application.ports.api_keys import ApiKeys
+from application.ports.history import TaskHistory
 from application.ports.idempotency import IdempotencyKeys
 from domain.priority import Priority
 from domain.task import Task, TaskStatus, TaskType
@@ -226,6 +227,7 @@ class UnitOfWork(Protocol):
     tasks: TaskRepository
     idempotency_keys: IdempotencyKeys
     api_keys: ApiKeys
+    history: TaskHistory
 
     def __enter__(self) -> Self: ...
 

@@ -3,9 +3,11 @@ which accepts many creates in one transaction)."""
 
 from application.use_cases._acceptance import IdempotentResponse, Quota
 from application.use_cases.authenticate import Authenticate
+from application.use_cases.bulk_move import BulkAction, BulkMove, BulkMoveReport, BulkMoveRequest
 from application.use_cases.cancel_task import CancelTask
 from application.use_cases.change_priority import ChangePriority, ChangePriorityRequest
 from application.use_cases.check_health import CheckHealth, HealthReport
+from application.use_cases.console_overview import ConsoleOverview, Overview, PriorityPanel
 from application.use_cases.create_batch import CreateBatch, CreateBatchRequest
 from application.use_cases.create_task import CreateTask, CreateTaskRequest
 from application.use_cases.dispatch_due import DispatchDue, DispatchReport
@@ -15,6 +17,15 @@ from application.use_cases.execute_task import (
     ExecuteTaskRequest,
     ExecuteTaskResult,
 )
+from application.use_cases.explain_task import (
+    DelayCause,
+    ExplainTask,
+    Explanation,
+    Reason,
+    ReasonCode,
+)
+from application.use_cases.follow_events import EventCursor, FollowEvents
+from application.use_cases.get_attempts import GetAttempts
 from application.use_cases.get_task import GetTask
 from application.use_cases.issue_api_key import IssueApiKey, IssuedKey
 from application.use_cases.list_api_keys import ListApiKeys
@@ -27,19 +38,30 @@ from application.use_cases.revoke_api_key import RevokeApiKey
 __all__ = [
     "AttemptOutcome",
     "Authenticate",
+    "BulkAction",
+    "BulkMove",
+    "BulkMoveReport",
+    "BulkMoveRequest",
     "CancelTask",
     "ChangePriority",
     "ChangePriorityRequest",
     "CheckHealth",
+    "ConsoleOverview",
     "CreateBatch",
     "CreateBatchRequest",
     "CreateTask",
     "CreateTaskRequest",
+    "DelayCause",
     "DispatchDue",
     "DispatchReport",
+    "EventCursor",
     "ExecuteTask",
     "ExecuteTaskRequest",
     "ExecuteTaskResult",
+    "ExplainTask",
+    "Explanation",
+    "FollowEvents",
+    "GetAttempts",
     "GetTask",
     "HealthReport",
     "IdempotentResponse",
@@ -48,9 +70,13 @@ __all__ = [
     "ListApiKeys",
     "ListTasks",
     "ListTasksRequest",
+    "Overview",
+    "PriorityPanel",
     "PruneFinishedTasks",
     "PruneIdempotencyKeys",
     "Quota",
+    "Reason",
+    "ReasonCode",
     "RetryTask",
     "RevokeApiKey",
 ]

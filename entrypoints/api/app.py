@@ -14,7 +14,7 @@ from fastapi_offline import FastAPIOffline
 
 from adapters.rate_limit import InProcessTokenBucket, RedisTokenBucket
 from application.ports import RateLimiter
-from entrypoints.api import API_PREFIX, health, tasks
+from entrypoints.api import API_PREFIX, console, health, history, tasks
 from entrypoints.api.body_limit import BodyLimitMiddleware
 from entrypoints.api.create_groups import CreateGroups
 from entrypoints.api.docs import install_problem_schemas
@@ -54,7 +54,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
     # Added last, so outermost: it times and counts every answer, a 413 from the limit too.
     install_metrics(app, container)
-    container.wire(modules=[tasks, health])
+    container.wire(modules=[tasks, health, history, console])
     # API-only machinery, one per app: built here, not in the container the other processes
     # share. The groups resolve CreateTask at each group, so an override in a test still counts.
     app.state.container = container  # read by the auth dependencies (entrypoints.api.auth)
@@ -65,8 +65,13 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.state.rate_limiter = rate_limiter(settings)
     app.include_router(tasks.router, prefix=API_PREFIX)
     app.include_router(health.router, prefix=API_PREFIX)
+    app.include_router(history.router, prefix=API_PREFIX)
+    app.include_router(history.events_router, prefix=API_PREFIX)
+    app.include_router(console.router, prefix=API_PREFIX)
+    app.include_router(console.pages)
     install_problem_handlers(app)
-    install_problem_schemas(app, [(API_PREFIX, tasks.router), (API_PREFIX, health.router)])
+    routers = [tasks.router, health.router, history.router, history.events_router, console.router]
+    install_problem_schemas(app, [(API_PREFIX, router) for router in routers])
     return app
 
 

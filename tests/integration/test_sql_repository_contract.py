@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 from adapters.sql import SqlUnitOfWork
 from application.ports import StoreUnavailable
 from domain.task import TaskStatus
+from tests.contract.history_contract import TaskHistoryContract
 from tests.contract.idempotency_contract import IdempotencyKeysContract
 from tests.contract.repository_contract import NOW, TaskRepositoryContract, added, single, stored
 from tests.contract.scale_contract import ScaleContract
@@ -136,3 +137,15 @@ def test_the_id_of_a_rolled_back_task_is_not_handed_out_again(pg_uow: SqlUnitOfW
     (after_rollback,) = added(pg_uow, single())
     assert rolled_back.id is not None
     assert after_rollback > rolled_back.id
+
+
+class TestPostgresHistory(TaskHistoryContract):
+    @pytest.fixture
+    def uow(self, pg_uow: SqlUnitOfWork) -> SqlUnitOfWork:
+        return pg_uow
+
+
+class TestSqliteHistory(TaskHistoryContract):
+    @pytest.fixture
+    def uow(self, sqlite_uow: SqlUnitOfWork) -> SqlUnitOfWork:
+        return sqlite_uow

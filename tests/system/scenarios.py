@@ -191,6 +191,16 @@ class CoreScenarios:
                 # on the API, as the unit run in tests/unit/api/test_schemathesis.py also says.
                 "--suppress-health-check",
                 "data_too_large",
+                # An event stream answers for as long as it is read (the task stream until its
+                # task finishes), and a bulk move would cancel or retry the other scenarios'
+                # tasks on this shared system: each has its own tests (tests/system/
+                # console_scenarios.py, tests/unit/api/test_console.py, the unit schemathesis).
+                "--exclude-operation-id",
+                "taskEvents",
+                "--exclude-operation-id",
+                "events",
+                "--exclude-operation-id",
+                "bulkMove",
                 "--report",
                 "junit",
                 "--report-dir",

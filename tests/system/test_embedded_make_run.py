@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.processes import wait_until
+from tests.system.console_scenarios import EventScenarios
 from tests.system.harness import RunningSystem, system_from_make_run
 from tests.system.idempotency_scenarios import RetrySafetyScenarios
 from tests.system.scenarios import CoreScenarios
@@ -32,7 +33,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
         yield system
 
 
-class TestEmbeddedMakeRun(CoreScenarios, RetrySafetyScenarios):
+class TestEmbeddedMakeRun(CoreScenarios, RetrySafetyScenarios, EventScenarios):
     """`make run` with nothing configured: SQLite and a broker that needs no server."""
 
 

@@ -1,5 +1,6 @@
 import pytest
 
+from tests.contract.history_contract import TaskHistoryContract
 from tests.contract.idempotency_contract import IdempotencyKeysContract
 from tests.contract.repository_contract import TaskRepositoryContract
 from tests.contract.scale_contract import ScaleContract
@@ -32,6 +33,12 @@ class TestInMemoryApiKeys(ApiKeysContract):
 
 
 class TestInMemoryScale(ScaleContract):
+    @pytest.fixture
+    def uow(self) -> FakeUnitOfWork:
+        return FakeUnitOfWork()
+
+
+class TestInMemoryHistory(TaskHistoryContract):
     @pytest.fixture
     def uow(self) -> FakeUnitOfWork:
         return FakeUnitOfWork()

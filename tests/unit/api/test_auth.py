@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from application.use_cases import EventCursor
 from domain.access import Scope
 from entrypoints.settings import Settings
 from tests.unit.api.conftest import TEST_SETTINGS, Api, build_api
@@ -83,6 +84,8 @@ ROUTES = [
     ("PUT", f"{TASKS}/1", {"priority": 1}, Scope.WRITE),
     ("POST", f"{TASKS}/1/retry", None, Scope.WRITE),
     ("POST", f"{TASKS}/1/cancel", None, Scope.WRITE),
+    ("GET", f"{TASKS}/1/attempts", None, Scope.READ),
+    ("GET", f"{TASKS}/1/explain", None, Scope.READ),
 ]
 ROUTE_IDS = [f"{method} {path}" for method, path, _, _ in ROUTES]
 TASK_ROUTES = [route for route in ROUTES if "/1" in route[1]]
@@ -273,3 +276,39 @@ def test_with_auth_off_every_request_is_the_built_in_tenant_s_and_a_key_is_ignor
         assert api.uow.stored(1).tenant == "default"
     finally:
         api.container.unwire()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/api/v1/console/overview", None),
+        ("POST", f"{TASKS}/bulk", {"action": "cancel", "dry_run": False}),
+    ],
+)
+def test_the_console_s_calls_need_the_admin_scope(
+    api: Api, keys: Keys, method: str, path: str, body: Any
+) -> None:
+    _acme_task(api, keys)
+    before = _store(api)
+
+    _assert_unauthenticated(api.client.request(method, path, json=body))
+    for key in (keys.acme, keys.acme_reader, keys.globex):
+        refused = api.client.request(method, path, json=body, headers=bearer(key))
+        assert_problem(refused, 403, "forbidden")
+    assert _store(api) == before
+    allowed = api.client.request(method, path, json=body, headers=bearer(keys.admin))
+    assert allowed.status_code == 200
+    assert api.client.get("/dashboard").status_code == 200  # the shell holds no data
+
+
+def test_a_tenant_s_event_stream_shows_only_its_own_tasks(api: Api, keys: Keys) -> None:
+    _acme_task(api, keys)
+    api.client.post(TASKS, json={"a": 5, "b": 5}, headers=bearer(keys.globex))
+    theirs = api.client.get(f"{TASKS}/1/events", headers=bearer(keys.globex))
+    assert_problem(theirs, 404, "task-not-found")
+    follow = api.container.follow_events()
+    for key, tenant in ((keys.globex, "globex"), (keys.admin, None)):
+        principal = api.container.authenticate().execute(key)
+        cursor = follow.open(EventCursor(principal=principal), resume=True)
+        seen = {event.tenant for event in follow.next(cursor)}
+        assert seen == ({tenant} if tenant else {"acme", "globex"})

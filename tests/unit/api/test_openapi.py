@@ -21,6 +21,12 @@ OPERATIONS = {
     ("get", "/api/v1/health"),
     ("get", "/api/v1/health/live"),
     ("get", "/api/v1/health/ready"),
+    ("get", "/api/v1/tasks/{task_id}/attempts"),
+    ("get", "/api/v1/tasks/{task_id}/explain"),
+    ("get", "/api/v1/tasks/{task_id}/events"),
+    ("get", "/api/v1/events"),
+    ("get", "/api/v1/console/overview"),
+    ("post", "/api/v1/tasks/bulk"),
 }
 # Asks nothing but the process itself: no error of its own to declare.
 NO_ERRORS = {("get", "/api/v1/health/live")}
@@ -58,7 +64,7 @@ def test_every_route_is_documented(document: dict[str, Any]) -> None:
 def test_every_request_body_has_an_example(document: dict[str, Any]) -> None:
     bodies = [op["requestBody"] for op in _operations(document).values() if "requestBody" in op]
 
-    assert len(bodies) == 3
+    assert len(bodies) == 4
     for body in bodies:
         schema = _resolve(document, body["content"]["application/json"]["schema"])
         assert schema["examples"], schema
@@ -95,6 +101,12 @@ AUTH = ("401", "403")
         (("post", "/api/v1/tasks/{task_id}/retry"), {"200", *AUTH, "404", "409", "422", "503"}),
         (("post", "/api/v1/tasks/{task_id}/cancel"), {"200", *AUTH, "404", "409", "422", "503"}),
         (("get", "/api/v1/health"), {"200", "503"}),
+        (("get", "/api/v1/tasks/{task_id}/attempts"), {"200", *AUTH, "404", "422", "503"}),
+        (("get", "/api/v1/tasks/{task_id}/explain"), {"200", *AUTH, "404", "422", "503"}),
+        (("get", "/api/v1/tasks/{task_id}/events"), {"200", *AUTH, "404", "422", "503"}),
+        (("get", "/api/v1/events"), {"200", *AUTH, "422", "503"}),
+        (("get", "/api/v1/console/overview"), {"200", *AUTH, "503"}),
+        (("post", "/api/v1/tasks/bulk"), {"200", *AUTH, "413", "415", "422", "503"}),
     ],
 )
 def test_each_route_declares_its_statuses(
@@ -122,7 +134,8 @@ def test_the_creates_document_the_idempotency_key_and_its_problems(
 def test_task_ids_are_documented_as_plain_decimal_digits(
     document: dict[str, Any], method: str, path: str
 ) -> None:
-    (parameter,) = _operations(document)[(method, path)]["parameters"]
+    parameters = _operations(document)[(method, path)]["parameters"]
+    (parameter,) = [p for p in parameters if p["in"] == "path"]
     assert parameter["name"] == "task_id" and parameter["in"] == "path"
     assert parameter["schema"]["pattern"] == "^(0|[1-9][0-9]*)$"
     assert parameter["schema"]["type"] == "string"
@@ -167,6 +180,12 @@ def test_operation_ids_name_the_act(document: dict[str, Any]) -> None:
         ("get", "/api/v1/health"): "health",
         ("get", "/api/v1/health/live"): "healthLive",
         ("get", "/api/v1/health/ready"): "healthReady",
+        ("get", "/api/v1/tasks/{task_id}/attempts"): "getAttempts",
+        ("get", "/api/v1/tasks/{task_id}/explain"): "explainTask",
+        ("get", "/api/v1/tasks/{task_id}/events"): "taskEvents",
+        ("get", "/api/v1/events"): "events",
+        ("get", "/api/v1/console/overview"): "consoleOverview",
+        ("post", "/api/v1/tasks/bulk"): "bulkMove",
     }
 
 

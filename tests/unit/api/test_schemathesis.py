@@ -24,16 +24,21 @@ OPERATIONS = [
     ("POST", "/api/v1/tasks/{task_id}/retry"),
     ("POST", "/api/v1/tasks/{task_id}/cancel"),
     ("GET", "/api/v1/health"),
+    ("GET", "/api/v1/tasks/{task_id}/attempts"),
+    ("GET", "/api/v1/tasks/{task_id}/explain"),
+    ("GET", "/api/v1/console/overview"),
+    ("POST", "/api/v1/tasks/bulk"),
 ]
 EXAMPLES_PER_OPERATION = 20
 
 
-# GET /health takes no input to get wrong: it has no negative case.
+# GET /health and the console's overview take no input to get wrong: no negative case.
+NO_INPUT = ("/health", "/overview")
 CASES = [
     (method, path, mode)
     for method, path in OPERATIONS
     for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
-    if not (mode is GenerationMode.NEGATIVE and path.endswith("/health"))
+    if not (mode is GenerationMode.NEGATIVE and path.endswith(NO_INPUT))
 ]
 
 

@@ -1,0 +1,74 @@
+"""The live events over HTTP, on a running system (PostgreSQL + Redis, or `make run`'s embedded
+defaults): a client waits for its task through its event stream, resumes with Last-Event-ID,
+and follows every task's events."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.system.harness import RunningSystem
+
+
+def read_events(lines: Any, until: Any) -> list[tuple[int, dict[str, Any]]]:
+    """(id, data) of each event of an SSE line stream, until `until(data)` holds (or it ends)."""
+    found: list[tuple[int, dict[str, Any]]] = []
+    event_id = None
+    for line in lines:
+        if line.startswith("id:"):
+            event_id = int(line.split(":", 1)[1])
+        elif line.startswith("data:"):
+            data = json.loads(line.split(":", 1)[1])
+            assert event_id is not None and data["event_id"] == event_id
+            found.append((event_id, data))
+            if until(data):
+                break
+    return found
+
+
+class EventScenarios:
+    def test_a_client_waits_for_its_task_through_its_event_stream(
+        self, system: RunningSystem
+    ) -> None:
+        task = system.create(20, 22, priority=1)
+        path = f"/api/v1/tasks/{task['id']}/events"
+        with system.http.stream("GET", path, timeout=30) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            events = read_events(response.iter_lines(), lambda data: False)  # it ends by itself
+        assert [data["status"] for _, data in events] == ["queued", "running", "success"]
+        assert [event_id for event_id, _ in events] == sorted(event_id for event_id, _ in events)
+        assert system.task(task["id"])["result"] == 42
+
+        resumed = system.http.get(
+            path, headers={"Last-Event-ID": str(events[0][0])}, timeout=30
+        ).text
+        assert [data["status"] for _, data in read_events(resumed.splitlines(), bool)][:1] == [
+            "running"
+        ]
+
+    def test_every_task_s_events_are_followed_from_the_next_one(
+        self, system: RunningSystem
+    ) -> None:
+        # The stream holds one pooled connection; the creates take another.
+        with system.http.stream("GET", "/api/v1/events", params={"priority": 1}) as stream:
+            assert stream.status_code == 200
+            task = system.create(1, 2, priority=1)
+            low = system.create(1, 2, priority=3)  # filtered out
+            events = read_events(
+                stream.iter_lines(),
+                lambda data: data["task_id"] == task["id"] and data["status"] == "success",
+            )
+        mine = [data["status"] for _, data in events if data["task_id"] == task["id"]]
+        assert mine == ["queued", "running", "success"]
+        assert all(data["priority"] == 1 for _, data in events)
+        assert low["id"] not in {data["task_id"] for _, data in events}
+
+    def test_attempts_and_explain_answer_on_the_running_system(self, system: RunningSystem) -> None:
+        done = system.create(3, 4, priority=1)
+        system.wait_for(done["id"])
+        (attempt,) = system.http.get(f"/api/v1/tasks/{done['id']}/attempts").json()["items"]
+        assert attempt["outcome"] == "success" and attempt["lateness_ms"] >= 0
+        waiting = system.create(3, 4, priority=3)
+        (reason,) = system.http.get(f"/api/v1/tasks/{waiting['id']}/explain").json()["reasons"]
+        assert reason["code"] == "due_in" and 0 < reason["due_in_ms"] <= 10_000
