@@ -99,6 +99,8 @@ class InMemoryStore:
     def _close_attempt(self, before: Task, after: Task) -> None:
         if after.status is TaskStatus.SUCCESS:
             outcome = AttemptResult.SUCCESS
+        elif after.attempts < before.attempts:
+            outcome = AttemptResult.RELEASED
         elif after.error_message == LEASE_EXPIRED_MESSAGE:
             outcome = AttemptResult.LOST
         elif after.status is TaskStatus.FAILED:
@@ -115,7 +117,9 @@ class InMemoryStore:
                     attempt,
                     finished_at=after.updated_at,
                     outcome=outcome,
-                    error=None if outcome is AttemptResult.SUCCESS else after.error_message,
+                    error=None
+                    if outcome in (AttemptResult.SUCCESS, AttemptResult.RELEASED)
+                    else after.error_message,
                 )
 
     def forget(self, task_id: int) -> None:

@@ -15,9 +15,9 @@ from domain.task import TaskStatus
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Attempt:
     """One execution of a task. `number` is the task's attempt count at its claim (a manual
-    retry counts from 1 again); `outcome` (success, retried, failed or lost), `finished_at` and
-    `error` are None while it runs. `scheduled_for` is when the task was due, so `lateness` is
-    how late it started."""
+    retry counts from 1 again); `outcome` (success, retried, failed, lost or released),
+    `finished_at` and `error` are None while it runs. `scheduled_for` is when the task was due,
+    so `lateness` is how late it started."""
 
     task_id: int
     number: int

@@ -54,7 +54,8 @@ class AttemptOut(BaseModel):
     lateness_ms: int = Field(description="Start lateness: started_at - scheduled_for, in ms.")
     outcome: AttemptResult | None = Field(
         description="success; retried (it raised, the task was queued again); failed (it "
-        "raised, the budget spent); lost (its lease expired); null while it runs."
+        "raised, the budget spent); lost (its lease expired); released (the worker gave the "
+        "claim back before it began: not counted); null while it runs."
     )
     error: str | None = Field(default=None, description="What the attempt raised.")
     worker: str | None = Field(

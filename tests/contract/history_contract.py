@@ -56,6 +56,24 @@ class TaskHistoryContract:
         assert done.finished_at == NOW + timedelta(seconds=3)
         assert (done.outcome, done.error) == (AttemptResult.SUCCESS, None)
 
+    def test_a_released_claim_closes_its_attempt_as_released_without_an_error(
+        self, uow: UnitOfWork
+    ) -> None:
+        (task_id,) = added(uow, single(priority=Priority.HIGH))
+        first = _claim(uow, task_id, timedelta(0))
+        first.fail_attempt(1, TaskFailure("boom"), NOW + timedelta(seconds=1), RETRY)
+        _outcome(uow, first, 1)  # the task keeps "boom" as its last error
+        second = _claim(uow, task_id, timedelta(seconds=5))
+        second.release(second.dispatch_no, NOW + timedelta(seconds=6))
+        _outcome(uow, second, 2)
+        with uow:
+            attempts = uow.history.attempts(task_id)
+        assert [(a.number, a.outcome) for a in attempts] == [
+            (1, AttemptResult.RETRIED),
+            (2, AttemptResult.RELEASED),
+        ]
+        assert (attempts[1].error, attempts[1].finished_at) == (None, NOW + timedelta(seconds=6))
+
     def test_a_failed_attempt_a_retry_and_a_lost_one_are_told_apart(self, uow: UnitOfWork) -> None:
         (task_id,) = added(uow, single(priority=Priority.HIGH))
         first = _claim(uow, task_id, timedelta(0))

@@ -12,7 +12,8 @@ recorded can disagree with the task:
   priority, when it was due (`scheduled_for`) and when it started; lateness is the difference.
   The move out of running closes it: when, the outcome (the metrics' words: `success`;
   `retried`: it raised and the task is queued again; `failed`: it raised with the budget spent;
-  `lost`: its lease expired, recognised by the domain's LEASE_EXPIRED_MESSAGE) and the error.
+  `lost`: its lease expired, recognised by the domain's LEASE_EXPIRED_MESSAGE; `released`: the
+  worker gave the claim back before the attempt began, its count taken back) and the error.
   The worker's name is not on the tasks row, so an attempt does not record it.
 - task_events: one row per create and per change of status or priority; its id (a sequence)
   is the Server-Sent Events id, so a client resumes after the last one it saw.
@@ -45,10 +46,12 @@ OPEN_ATTEMPT = """
 CLOSE_ATTEMPT = """
     UPDATE task_attempts SET finished_at = NEW.updated_at,
         outcome = CASE WHEN NEW.status = 'success' THEN 'success'
+            WHEN NEW.attempts < OLD.attempts THEN 'released'
             WHEN NEW.error_message = 'the worker running this attempt was lost (lease expired)'
                 THEN 'lost'
             WHEN NEW.status = 'failed' THEN 'failed' ELSE 'retried' END,
-        error = CASE WHEN NEW.status = 'success' THEN NULL ELSE NEW.error_message END
+        error = CASE WHEN NEW.status = 'success' OR NEW.attempts < OLD.attempts THEN NULL
+            ELSE NEW.error_message END
     WHERE task_id = NEW.id AND dispatch_no = OLD.dispatch_no AND finished_at IS NULL
 """
 EVENT = """
