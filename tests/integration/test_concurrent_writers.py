@@ -85,8 +85,11 @@ class HeldArithmetic:
         return add_pairs(pairs)
 
 
-def change_priority(store: Store, task_id: int, priority: Priority) -> Task:
-    use_case = ChangePriority(store.new_uow(), RecordingQueue(), SystemClock(), SCHEDULE)
+def change_priority(
+    store: Store, task_id: int, priority: Priority, queue: RecordingQueue | None = None
+) -> Task:
+    broker = RecordingQueue() if queue is None else queue
+    use_case = ChangePriority(store.new_uow(), broker, SystemClock(), SCHEDULE)
     return use_case.execute(ChangePriorityRequest(task_id=task_id, priority=priority))
 
 
@@ -380,7 +383,7 @@ def test_a_storm_of_mixed_moves_on_one_failed_task_queues_them_all_in_turn(store
     acts = {
         "retry": lambda: RetryTask(store.new_uow(), queue, clock, SCHEDULE).execute(task_id),
         "cancel": lambda: CancelTask(store.new_uow(), clock).execute(task_id),
-        "priority": lambda: change_priority(store, task_id, Priority.HIGH),
+        "priority": lambda: change_priority(store, task_id, Priority.HIGH, queue),
     }
 
     def act(n: int) -> tuple[str, str]:
@@ -400,4 +403,8 @@ def test_a_storm_of_mixed_moves_on_one_failed_task_queues_them_all_in_turn(store
     assert answers.count(("retry", "done")) == 1 and answers.count(("cancel", "done")) == 1
     task = stored(store.uow, task_id)
     assert task.status is TaskStatus.CANCELLED
-    assert task.version == answers.count(("priority", "done")) + 2  # one write per move done
+    # One write per move done, plus one per publication recorded: a priority change that lands
+    # after the retry and makes the task due publishes it (a write of its own, after the send;
+    # none if a cancel came first), so each message published may add one.
+    moves_done = answers.count(("priority", "done")) + 2
+    assert moves_done <= task.version <= moves_done + len(queue.published)
