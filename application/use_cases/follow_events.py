@@ -64,11 +64,15 @@ class FollowEvents:
         """The next events. On one task's stream, `cursor.ended` is set once its latest event
         finished it, or it is gone, or it finished and its events were pruned."""
         with self._uow:
+            # One task's stream reads the task before its events: a move's event commits with the
+            # move, so a task seen finished here has its last event in the read that follows.
+            # (Read after the events, a task that finished in between would end the stream
+            # without its last event.)
+            task = None if cursor.task_id is None else self._uow.tasks.get(cursor.task_id)
             read = self._uow.history.events(
                 cursor.after_id, EVENTS_PER_READ, task_id=cursor.task_id
             )
             if cursor.task_id is not None and not read:
-                task = self._uow.tasks.get(cursor.task_id)
                 cursor.ended = task is None or task.is_finished
         if cursor.task_id is None:
             read = self._without_gaps(cursor, read)

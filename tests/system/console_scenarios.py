@@ -36,7 +36,13 @@ class EventScenarios:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
             events = read_events(response.iter_lines(), lambda data: False)  # it ends by itself
-        assert [data["status"] for _, data in events] == ["queued", "running", "success"]
+        statuses = [data["status"] for _, data in events]
+        # queued, running, success; on a loaded machine an attempt may also be given back
+        # (released) or its lease lost, and the task runs again: queued and running once more.
+        assert statuses[0] == "queued" and statuses[-1] == "success", statuses
+        assert statuses[1:-1] == ["running", "queued"] * ((len(statuses) - 3) // 2) + ["running"], (
+            statuses
+        )
         assert [event_id for event_id, _ in events] == sorted(event_id for event_id, _ in events)
         assert system.task(task["id"])["result"] == 42
 
