@@ -5,9 +5,12 @@ Built by a factory so that nothing connects (or even exists) at import time."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from celery import Celery
+from celery.app.amqp import AMQP
+from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
 
 from adapters.broker.envelope import EXECUTE_TASK
@@ -28,6 +31,41 @@ EMBEDDED_POLLING_SECONDS = 0.01
 # Defaults of the screening of raw broker items (see create_celery_app).
 MESSAGE_MAX_BYTES = 65536
 REJECTED_MESSAGES_MAX = 1000
+
+
+# A worker's consumer that lost the broker reconnects through kombu's
+# `Connection.ensure_connection`, whose defaults wait 2 s, then 4, 6, ... up to 30 s between
+# attempts: after a few failed attempts (a broker restarting, or closing connections as it
+# starts) a worker stays off its queue for up to half a minute after the broker is back. These
+# retry at once, then wait 0.5 s longer each time, up to 5 s; with Celery's
+# broker_connection_max_retries (100) a worker gives up after about 8 minutes of outage and exits
+# with status 1, for its supervisor to see.
+RECONNECT_INTERVAL_START_SECONDS = 0.0
+RECONNECT_INTERVAL_STEP_SECONDS = 0.5
+RECONNECT_INTERVAL_MAX_SECONDS = 5.0
+
+
+class PromptlyReconnectingConnection(Connection):
+    """kombu's Connection, but `ensure_connection` waits the intervals above unless told
+    otherwise (Celery's worker consumer calls it without any; Celery has no setting for them)."""
+
+    def ensure_connection(
+        self,
+        errback: Any = None,
+        max_retries: int | None = None,
+        interval_start: float = RECONNECT_INTERVAL_START_SECONDS,
+        interval_step: float = RECONNECT_INTERVAL_STEP_SECONDS,
+        interval_max: float = RECONNECT_INTERVAL_MAX_SECONDS,
+        **options: Any,
+    ) -> Connection:
+        return super().ensure_connection(  # type: ignore[no-untyped-call,no-any-return]
+            errback, max_retries, interval_start, interval_step, interval_max, **options
+        )
+
+
+class _AMQP(AMQP):  # type: ignore[misc]
+    Connection = PromptlyReconnectingConnection
+    BrokerConnection = PromptlyReconnectingConnection
 
 
 # How long before its lease runs out an overlong attempt is interrupted, so that it can still
@@ -61,7 +99,7 @@ def create_celery_app(
     listens. Not on the embedded filesystem transport: there an event is a file per listening
     queue, and a listener that dies leaves its files in the folder every consumer lists on each
     poll. `celery control enable_events` still turns them on there, on purpose."""
-    app = Celery("taskman", broker=broker_url, set_as_current=False)
+    app = Celery("taskman", broker=broker_url, set_as_current=False, amqp=_AMQP)
     events = task_events and not broker_url.startswith("filesystem://")
     app.conf.update(
         task_serializer="json",

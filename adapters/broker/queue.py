@@ -26,6 +26,8 @@ ACQUIRE_TIMEOUT_SECONDS = 2.0
 # Workers answer a broadcast within a few milliseconds; /health must stay fast.
 INSPECT_TIMEOUT_SECONDS = 0.4
 CONSUMERS_CACHE_SECONDS = 5.0
+# After that, a full answer is still served while one is asked for beside (see `consumers`).
+CONSUMERS_STALE_SECONDS = 5.0
 # A worker whose answer missed one broadcast's short wait (a busy host) still counts this long
 # after its last answer, so /health/ready does not flap; a stopped pool shows after it.
 CONSUMER_GRACE_SECONDS = 5.0
@@ -53,6 +55,7 @@ class CeleryTaskQueue(TaskQueue):
         self._consumers_lock = threading.Lock()
         self._consumers: Mapping[Priority, int] | None = None
         self._consumers_at = 0.0
+        self._refreshing = False
         self._answered: dict[str, tuple[float, frozenset[str]]] = {}
         self._errors: tuple[type[BaseException], ...] | None = None
         self._redis: RedisPublisher | None = None
@@ -135,22 +138,55 @@ class CeleryTaskQueue(TaskQueue):
 
     def consumers(self) -> Mapping[Priority, int]:
         """Counted from the workers' answers to a broadcast. A full answer (every queue has a
-        worker) is cached for a few seconds; a short one is not, so a pool that was starting or
-        has come back shows at once. The broker is asked on every call all the same, so an outage
-        shows at once too.
+        worker) is served from a cache: for CONSUMERS_CACHE_SECONDS as it is, then, while a
+        thread of its own asks the workers again, for up to CONSUMERS_STALE_SECONDS more, so no
+        caller waits the broadcast's INSPECT_TIMEOUT_SECONDS for a refresh (stale-while-
+        revalidate, RFC 5861's term). A short answer is never cached, so a pool that was
+        starting or has come back shows at once. The broker is asked on every call all the same,
+        so an outage shows at once too.
 
         Transports without broadcast (kombu's SQLAlchemy transport, say) cannot ask workers
         anything: the answer is then empty, meaning "unknown", not "no workers". Redis and the
         filesystem transport of the embedded default both broadcast."""
         self.pending(Priority.HIGH)  # raises QueueUnavailable if the broker is down
         with self._consumers_lock:
-            fresh = time.monotonic() - self._consumers_at < CONSUMERS_CACHE_SECONDS
-            if self._consumers is None or not fresh or not all(self._consumers.values()):
-                self._consumers = self._ask_workers()
-                self._consumers_at = time.monotonic()
+            cached = self._consumers
+            age = time.monotonic() - self._consumers_at
+            if cached is not None and all(cached.values()):
+                if age < CONSUMERS_CACHE_SECONDS:
+                    return dict(cached)
+                if age < CONSUMERS_CACHE_SECONDS + CONSUMERS_STALE_SECONDS:
+                    self._refresh_in_background()
+                    return dict(cached)
+        # No full answer, or one too old to serve: this caller waits for the workers' answers.
+        return self._refresh()
+
+    def _refresh_in_background(self) -> None:
+        """Starts one refresh at a time (the caller holds the lock)."""
+        if self._refreshing:
+            return
+        self._refreshing = True
+
+        def refresh() -> None:
+            try:
+                self._refresh()
+            except QueueUnavailable:
+                pass  # the cache ages out and the next caller asks, and sees the outage
+            finally:
+                self._refreshing = False
+
+        threading.Thread(target=refresh, name="taskman-consumers-refresh", daemon=True).start()
+
+    def _refresh(self) -> Mapping[Priority, int]:
+        replies = self._ask_workers()  # outside the lock: callers served from cache never wait
+        with self._consumers_lock:
+            self._consumers = self._count(replies)
+            self._consumers_at = time.monotonic()
             return dict(self._consumers)
 
-    def _ask_workers(self) -> Mapping[Priority, int]:
+    def _ask_workers(self) -> dict[str, list[dict[str, Any]]] | None:
+        """Each worker's answer to `active_queues`; None if the transport cannot broadcast."""
+
         def ask(connection: Connection) -> dict[str, list[dict[str, Any]]] | None:
             if "fanout" not in connection.transport.implements.exchange_type:
                 return None
@@ -159,7 +195,11 @@ class CeleryTaskQueue(TaskQueue):
             )
             return inspector.active_queues() or {}
 
-        replies = self._on_live_connection(ask)
+        return self._on_live_connection(ask)
+
+    def _count(self, replies: dict[str, list[dict[str, Any]]] | None) -> Mapping[Priority, int]:
+        """Consumers per priority from `replies` and the answers of the last
+        CONSUMER_GRACE_SECONDS (the caller holds the lock)."""
         if replies is None:
             return {}
         now = time.monotonic()

@@ -6,6 +6,7 @@ the server stopped, the error names host:port and the reason, never the password
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +14,10 @@ import pytest
 import redis
 
 from adapters.broker import CeleryTaskQueue, create_celery_app
+from adapters.broker.app import RECONNECT_INTERVAL_MAX_SECONDS
 from application.ports import Dispatch, QueueUnavailable
 from domain.priority import Priority
+from tests.integration.celery_stack import OwnRedisServer, celery_stack
 from tests.processes import ManagedProcess, free_port, wait_until
 
 pytestmark = pytest.mark.integration
@@ -94,3 +97,40 @@ def test_a_stopped_broker_is_named_by_host_port_and_reason_never_password(
     server.start()
     # Its data went with it (no persistence): the point is that it answers again.
     wait_until(lambda: queue.pending(Priority.LOW) == 0, 10, what="the broker is back")
+
+
+def test_a_worker_retries_the_broker_promptly_and_runs_tasks_once_it_is_back(
+    tmp_path: Path,
+) -> None:
+    """kombu's own reconnect waits grow by 2 s per failed attempt (2, 4, 6, ... up to 30 s), so
+    a worker whose first few attempts failed stayed off its queue long after the broker was
+    back. taskman's wait from 0 s by 0.5 s to at most RECONNECT_INTERVAL_MAX_SECONDS."""
+    server = OwnRedisServer(tmp_path)
+    server.start()
+    try:
+        with celery_stack(tmp_path, broker_url=server.url) as stack:
+            worker = stack.worker("high")
+            server.stop()
+            # Six failed attempts: 0 + 0.5 + 1 + 1.5 + 2 = 5 s of waits here, 2 + 4 + 6 + 8 + 10
+            # = 30 s with kombu's defaults.
+            wait_until(
+                lambda: worker.log_text().count("Cannot connect to") >= 6,
+                20,
+                what="six failed reconnects",
+            )
+            # Celery's lines say "Trying again now", "... in 1.00 second", "... in 1.50 seconds".
+            waits = [
+                float(seconds or 0)
+                for seconds in re.findall(
+                    r"Trying again (?:now|in ([\d.]+) seconds?)", worker.log_text()
+                )
+            ]
+            assert len(waits) >= 5, waits
+            assert max(waits) <= RECONNECT_INTERVAL_MAX_SECONDS, waits
+            server.start()  # empty: the worker must reconnect on its own
+            task = stack.create(Priority.HIGH, a=20, b=22)  # published by the create
+            assert task.id is not None
+            (done,) = stack.wait_finished([task.id], timeout=20)
+            assert done.result == 42
+    finally:
+        server.stop()

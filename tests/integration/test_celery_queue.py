@@ -7,15 +7,18 @@ from __future__ import annotations
 import base64
 import json
 import multiprocessing
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 from celery import Celery
 
 from adapters.broker import EXECUTE_TASK, CeleryTaskQueue, create_celery_app
+from adapters.broker import queue as queue_module
 from adapters.broker.filesystem import AtomicFilesystemTransport
 from application.ports import Dispatch, QueueUnavailable
 from domain.priority import Priority
@@ -108,6 +111,47 @@ def test_consumers_counts_the_workers_of_each_queue(tmp_path: Path) -> None:
         # worker on a loaded machine may miss one broadcast's short timeout.
         expected = {Priority.HIGH: 2, Priority.MEDIUM: 0, Priority.LOW: 1}
         wait_until(lambda: queue.consumers() == expected, 10, what="2 high, 1 low worker")
+
+
+class _AnswersOnCue(CeleryTaskQueue):
+    """The workers' answers are the test's, and each broadcast waits until the test lets it end:
+    what a caller waits for is then plain to see."""
+
+    def __init__(self, app: Celery) -> None:
+        super().__init__(app)
+        self.queues = ["high", "medium", "low"]
+        self.answer = threading.Event()
+        self.asked = 0
+
+    def _ask_workers(self) -> dict[str, list[dict[str, Any]]] | None:
+        self.asked += 1
+        assert self.answer.wait(30), "the test never let the broadcast end"
+        return {"pool@host": [{"name": name} for name in self.queues]}
+
+
+def test_a_stale_full_count_is_served_while_the_workers_are_asked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = _AnswersOnCue(app_for(f"filesystem://localhost{tmp_path / 'broker'}"))
+    queue.answer.set()
+    full = dict.fromkeys(Priority, 1)
+    assert queue.consumers() == full  # nothing cached: the caller waits for the answers
+
+    monkeypatch.setattr(queue_module, "CONSUMERS_CACHE_SECONDS", 0.0)  # the count is stale now
+    queue.answer.clear()
+    queue.queues = ["high", "medium"]  # the low pool has stopped
+    assert queue.consumers() == full, "served from the cache while the broadcast is unanswered"
+    assert queue.consumers() == full
+    wait_until(lambda: queue.asked == 2, 5, what="one refresh, started beside the callers")
+    queue.answer.set()
+    wait_until(lambda: queue.consumers()[Priority.LOW] == 0, 5, what="the refreshed count")
+
+    # A short count is never served from the cache, nor a full one past the stale window.
+    queue.queues = ["high", "medium", "low"]
+    assert queue.consumers() == full
+    monkeypatch.setattr(queue_module, "CONSUMERS_STALE_SECONDS", 0.0)
+    queue.queues = ["high"]
+    assert queue.consumers() == {Priority.HIGH: 1, Priority.MEDIUM: 0, Priority.LOW: 0}
 
 
 def test_the_embedded_transport_publishes_and_counts(tmp_path: Path) -> None:

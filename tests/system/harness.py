@@ -93,7 +93,17 @@ class RunningSystem:
             task = self.task(task_id)
             return task if task["status"] in statuses else None
 
-        return wait_until(reached, timeout, what=f"task {task_id} in {sorted(statuses)}")
+        try:
+            return wait_until(reached, timeout, what=f"task {task_id} in {sorted(statuses)}")
+        except TimeoutError as timeout_error:
+            # What a failure on a loaded CI machine needs to be understood: the task as stored
+            # and what each process said last.
+            tails = "\n".join(
+                f"--- {name}:\n{process.log_tail(12)}" for name, process in self.processes.items()
+            )
+            raise TimeoutError(
+                f"{timeout_error}; the task: {self.task(task_id)}\n{tails}"
+            ) from None
 
     def restart(self, *names: str, **env: str) -> None:
         for name in names:
