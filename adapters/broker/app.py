@@ -14,6 +14,7 @@ from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
 
 from adapters.broker.envelope import EXECUTE_TASK
+from adapters.broker.events import BatchingEvents
 from adapters.broker.filesystem import TRANSPORT as FILESYSTEM_TRANSPORT
 from adapters.broker.redis_transport import TRANSPORT as REDIS_TRANSPORT
 from domain.priority import Priority
@@ -99,7 +100,9 @@ def create_celery_app(
     listens. Not on the embedded filesystem transport: there an event is a file per listening
     queue, and a listener that dies leaves its files in the folder every consumer lists on each
     poll. `celery control enable_events` still turns them on there, on purpose."""
-    app = Celery("taskman", broker=broker_url, set_as_current=False, amqp=_AMQP)
+    app = Celery(
+        "taskman", broker=broker_url, set_as_current=False, amqp=_AMQP, events=BatchingEvents
+    )
     events = task_events and not broker_url.startswith("filesystem://")
     app.conf.update(
         task_serializer="json",
