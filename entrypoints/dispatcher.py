@@ -3,8 +3,9 @@
 Each round (see DispatchDue) returns running tasks whose lease expired to queued, republishes
 queued tasks whose message was lost, and publishes tasks whose start time has come. A round that
 published a full batch is followed by another at once; otherwise the loop sleeps
-DISPATCHER_POLL_SECONDS. About once a second a round also deletes a batch of expired idempotency
-keys, and the retention deletes a batch of each finished status older than its
+DISPATCHER_POLL_SECONDS, or less if a delayed task comes due sooner (it is published as its
+start time comes, not up to a poll later). About once a second a round also deletes a batch of
+expired idempotency keys, and the retention deletes a batch of each finished status older than its
 RETENTION_*_SECONDS and folds the task counts (more often while more are waiting). An outage of
 the store or the broker is waited out and logged in two lines: one when rounds start failing,
 one when they succeed again (the failures in between only at DEBUG, so a restart of PostgreSQL
@@ -148,7 +149,11 @@ class DispatcherLoop:
                 report.republished_lost,
                 report.expired_leases,
             )
-        return 0.0 if report.published >= self._batch_size else self._poll_seconds
+        if report.published >= self._batch_size:
+            return 0.0
+        if report.next_due_in_seconds is not None:
+            return min(self._poll_seconds, report.next_due_in_seconds)
+        return self._poll_seconds
 
 
 def _first_line(error: Exception) -> str:

@@ -352,6 +352,15 @@ class InMemoryTaskRepository(TaskRepository):
             limit,
         )
 
+    def next_due_after(self, now: datetime) -> datetime | None:
+        self._statement()
+        starts = [
+            t.scheduled_for
+            for t in self._all()
+            if t.status is TaskStatus.QUEUED and t.published_at is None and t.scheduled_for > now
+        ]
+        return min(starts, default=None)
+
     def lock_awaiting_publication(self, tasks: Sequence[Task]) -> list[Task]:
         self._statement()
         return [task for task in tasks if self._awaits_publication(task)]

@@ -509,6 +509,23 @@ class SqlTaskRepository(TaskRepository):
             due += self._tasks(_locked(query))
         return due
 
+    def next_due_after(self, now: datetime) -> datetime | None:
+        # One statement of three probes, each the first entry after `now` of one priority's
+        # range of ix_tasks_due (priority, scheduled_for): the same cost on any size of table.
+        firsts = [
+            select(func.min(tasks.c.scheduled_for))
+            .where(
+                AWAITING_PUBLICATION,
+                tasks.c.priority == int(priority),
+                tasks.c.scheduled_for > now,
+            )
+            .scalar_subquery()
+            for priority in Priority
+        ]
+        row = self._execute(select(*firsts)).one()
+        starts: list[datetime] = [value for value in row if value is not None]
+        return min(starts, default=None)
+
     def lock_awaiting_publication(self, tasks: Sequence[Task]) -> list[Task]:
         if not tasks:
             return []

@@ -168,6 +168,11 @@ class TaskRepository(Protocol):
         rows stay locked against other dispatchers until the unit of work ends; rows another
         dispatcher holds are skipped, never waited for."""
 
+    def next_due_after(self, now: datetime) -> datetime | None:
+        """The earliest start time later than `now` of a queued, unpublished task (a priority's
+        delay or a retry's backoff still running), or None: when the dispatcher has something
+        to publish next. Locks nothing."""
+
     def lock_awaiting_publication(self, tasks: Sequence[Task]) -> list[Task]:
         """Lock, until the unit of work ends, the rows of those of `tasks` still stored queued,
         unpublished and at the dispatch number of the copy in hand; answers those, in order, in

@@ -14,6 +14,11 @@ class DispatchReport:
     republished_lost: int = 0
     expired_leases: int = 0
     broker_available: bool = True
+    # Seconds from the round's end until the next unpublished task's start time comes (a
+    # priority's delay or a retry's backoff running out); None when no such task waits. The
+    # dispatcher sleeps no longer than this, so a delayed task is published when it is due,
+    # not up to a poll interval later.
+    next_due_in_seconds: float | None = None
 
 
 class DispatchDue:
@@ -60,7 +65,13 @@ class DispatchDue:
             return DispatchReport(
                 republished_lost=lost, expired_leases=expired, broker_available=False
             )
-        return DispatchReport(published, lost, expired)
+        return DispatchReport(published, lost, expired, next_due_in_seconds=self._next_due_in())
+
+    def _next_due_in(self) -> float | None:
+        now = self._clock.now()
+        with self._uow:
+            next_due = self._uow.tasks.next_due_after(now)
+        return None if next_due is None else (next_due - now).total_seconds()
 
     def _expire_leases(self) -> int:
         now = self._clock.now()

@@ -481,6 +481,23 @@ class TaskRepositoryContract:
         assert [t.id for t in due] == [due_early.id, due_late.id]
         assert [t.id for t in limited] == [due_early.id]
 
+    def test_next_due_after_is_the_earliest_future_start_of_an_unpublished_task(
+        self, uow: UnitOfWork
+    ) -> None:
+        with uow:
+            assert uow.tasks.next_due_after(NOW) is None
+        medium, low = single(), single(priority=Priority.LOW)  # due at NOW + 5 s and + 10 s
+        earlier_published = single(now=NOW - timedelta(seconds=3))  # due at NOW + 2 s
+        earlier_published.mark_published(NOW)
+        earlier_cancelled = single(now=NOW - timedelta(seconds=4))
+        earlier_cancelled.cancel(NOW)
+        already_due = single(priority=Priority.HIGH)  # due at NOW: not after it
+        added(uow, low, medium, earlier_published, earlier_cancelled, already_due)
+        with uow:
+            assert uow.tasks.next_due_after(NOW) == medium.scheduled_for
+            assert uow.tasks.next_due_after(medium.scheduled_for) == low.scheduled_for
+            assert uow.tasks.next_due_after(low.scheduled_for) is None
+
     def test_due_for_dispatch_is_highest_priority_first_then_oldest_start(
         self, uow: UnitOfWork
     ) -> None:

@@ -58,6 +58,20 @@ def test_delayed_tasks_are_published_by_the_dispatcher_when_due(
     assert core.dispatch_due.execute().published == 0
 
 
+def test_a_round_says_when_the_next_delayed_task_comes_due(core: Core) -> None:
+    assert core.dispatch_due.execute().next_due_in_seconds is None  # nothing waits
+    create(core, priority=Priority.LOW)  # due in 10 s
+    core.clock.advance(1)
+    create(core, priority=Priority.MEDIUM)  # due in 5 s: sooner than the low one's 9
+    assert core.dispatch_due.execute().next_due_in_seconds == pytest.approx(5)
+    core.clock.advance(5)
+    report = core.dispatch_due.execute()
+    assert (report.published, report.next_due_in_seconds) == (1, pytest.approx(4))
+    core.clock.advance(4)
+    report = core.dispatch_due.execute()
+    assert (report.published, report.next_due_in_seconds) == (1, None)
+
+
 def test_a_due_high_priority_retry_does_not_wait_behind_a_backlog_of_due_low_tasks(
     core: Core,
 ) -> None:
