@@ -92,7 +92,10 @@ class Settings(BaseSettings):
         "interrupted and counts as a failed attempt; a lost one runs again after it.",
     )
     dispatcher_poll_seconds: float = Field(
-        default=0.1, gt=0, description="Longest pause between two dispatcher rounds."
+        default=0.1,
+        gt=0,
+        description="Longest pause between two dispatcher rounds (shorter when a delayed task "
+        "comes due sooner).",
     )
     dispatcher_batch_size: int = Field(default=500, ge=1, description="Tasks per round.")
     message_max_tasks: int = Field(
