@@ -2,10 +2,10 @@
 
 Phases, in order: the baselines (pgbench INSERT, bare Celery) while the system idles; priority-1
 latency on the idle system; the create rate at each concurrency and the backlog drain; 10,000
-priority-1 tasks end to end, with task events on then off, with metrics off then on again
-(their costs), and with messages of at most 1, 10 and 100 tasks; the delay lag of priorities 2
-and 3; the 100,000-pair batch; and last the priority-3 flood with priority-1 probes (last,
-because it leaves work behind)."""
+priority-1 tasks end to end, with task events on then off, with metrics off then on again, with
+`make run`'s logging (INFO) then WARNING (their costs), and with messages of at most 1, 10 and
+100 tasks; the delay lag of priorities 2 and 3; the 100,000-pair batch; and last the priority-3
+flood with priority-1 probes (last, because it leaves work behind)."""
 
 from __future__ import annotations
 
@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
             best = throughput.best_concurrency(figures)
             figures |= throughput.end_to_end(sut, db, plan, best)
             figures |= costs.events_and_metrics(sut, db, plan, best)
+            figures |= costs.logging_at_info(sut, db, plan, best)
             figures |= throughput.message_sizes(sut, db, plan, best)
             figures |= latency.delay_lag(sut, db, plan)
             figures |= batch.big_batch(sut, db, plan)
