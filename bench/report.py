@@ -109,6 +109,13 @@ def rows(figures: dict[str, Any]) -> list[Row]:
     for priority, lag in figures["delay_lag_ms"].items():
         for q in ("p50", "p99"):
             table.append((f"p{priority} start lag {q} (ms)", lag[q], None, None, ""))
+    for connections, run in figures.get("make_run_wrk", {}).get("runs", {}).items():
+        table.append(
+            (f"make run, wrk {connections} conn: creates/s", run["creates_per_s"], None, None, "")
+        )
+        table.append(
+            (f"make run, wrk {connections} conn: tasks/s", run["tasks_per_s"], None, None, "")
+        )
     batch = figures["batch_100k_s"]
     pairs = figures["batch_pairs"]
     table.append((f"batch {pairs} pairs: 201 (s)", batch["accept"], None, None, ""))
