@@ -78,8 +78,9 @@ fault-test: $(STAMP)
 test: lint unit-test deploy-check integration-test si-test fault-test
 
 # The benchmark (issue 7), not part of `make test`: taskman on a fresh PostgreSQL database and a
-# redis-server of its own, measured against pgbench and bare Celery in the same run, about 4 minutes.
-# Writes bench/results/latest.json and bench/results/chart.png. Needs wrk (installed if missing).
+# redis-server of its own, measured against pgbench and bare Celery in the same run; then `make run`
+# itself, black-box, under wrk; about 9 minutes. Writes bench/results/latest.json and
+# bench/results/chart.png. Needs wrk (the Debian package, installed if missing).
 bench: $(STAMP)
 	$(BIN)/python -m bench
 

@@ -2,10 +2,11 @@
 
 Phases, in order: the baselines (pgbench INSERT, bare Celery) while the system idles; priority-1
 latency on the idle system; the create rate at each concurrency and the backlog drain; 10,000
-priority-1 tasks end to end, with task events on then off, with metrics off then on again
-(their costs), and with messages of at most 1, 10 and 100 tasks; the delay lag of priorities 2
-and 3; the 100,000-pair batch; and last the priority-3 flood with priority-1 probes (last,
-because it leaves work behind)."""
+priority-1 tasks end to end, with task events on then off, with metrics off then on again, with
+`make run`'s logging (INFO) then WARNING (their costs), and with messages of at most 1, 10 and
+100 tasks; the delay lag of priorities 2 and 3; the 100,000-pair batch; and last the priority-3
+flood with priority-1 probes (last, because it leaves work behind). Then, that system stopped,
+`make run` started as a user starts it and driven by wrk at 32 and 64 connections."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from typing import Any
 
 from bench import chart, report
 from bench.loadgen import wrk
-from bench.phases import baselines, batch, costs, latency, throughput
+from bench.phases import baselines, batch, costs, latency, make_run, throughput
 from bench.plan import PLANS
 from bench.system import (
     BENCH_LOG_LEVEL,
@@ -82,12 +83,15 @@ def main(argv: list[str] | None = None) -> None:
             best = throughput.best_concurrency(figures)
             figures |= throughput.end_to_end(sut, db, plan, best)
             figures |= costs.events_and_metrics(sut, db, plan, best)
+            figures |= costs.logging_at_info(sut, db, plan, best)
             figures |= throughput.message_sizes(sut, db, plan, best)
             figures |= latency.delay_lag(sut, db, plan)
             figures |= batch.big_batch(sut, db, plan)
             figures |= latency.p1_under_flood(sut, db, plan, best)
         finally:
             db.close()
+    print("make run, black-box", flush=True)
+    figures |= make_run.make_run_under_wrk(log_dir, seconds=plan.make_run_seconds)
     figures["goals"] = report.goals(figures)
     figures["wall_seconds"] = round(time.monotonic() - started, 1)
     name = "latest.json" if full else f"{args.plan}.json"

@@ -16,6 +16,7 @@ class Plan:
     flood_probe_seconds: float = 20.0
     delay_probe_seconds: float = 10.0
     batch_pairs: int = 100_000
+    make_run_seconds: float = 10.0  # wrk against `make run`, at each of 32 and 64 connections
 
 
 FULL = Plan()
@@ -28,6 +29,7 @@ QUICK = Plan(
     flood_probe_seconds=2.0,
     delay_probe_seconds=1.0,
     batch_pairs=2_000,
+    make_run_seconds=2.0,
 )
 # Before/after comparisons of one change: the throughput phases at full size, the rest small.
 AB = Plan(

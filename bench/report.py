@@ -41,6 +41,17 @@ def goals(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
             for name in ("events_cost", "metrics_cost")
             if name in figures
         },
+        # Issue 14: logging at `make run`'s level costs less than a sixth of the throughput.
+        **(
+            {
+                "logging_cost<1/6": {
+                    "value": figures["logging_cost"]["cost"],
+                    "met": figures["logging_cost"]["cost"] < 1 / 6,
+                }
+            }
+            if "logging_cost" in figures
+            else {}
+        ),
     }
 
 
@@ -58,18 +69,22 @@ def rows(figures: dict[str, Any]) -> list[Row]:
     bare = figures["bare_celery_tasks_per_s"]
     e2e = figures["e2e_tasks_per_s"]
     table.append(("e2e priority 1 (tasks/s)", e2e, bare, ratio(e2e, bare), "bare Celery"))
-    for name, what in (("events_cost", "task events"), ("metrics_cost", "metrics")):
+    for name, what, off in (
+        ("events_cost", "task events on", "task events off"),
+        ("metrics_cost", "metrics on", "metrics off"),
+        ("logging_cost", "logging at INFO", "WARNING"),
+    ):
         if name in figures:  # median pair of end-to-end runs with it on and off
             pair = sorted(figures[name]["pairs"], key=lambda p: p["cost"])[
                 len(figures[name]["pairs"]) // 2
             ]
             table.append(
                 (
-                    f"e2e, {what} on (tasks/s)",
+                    f"e2e, {what} (tasks/s)",
                     pair["on"],
                     pair["off"],
                     ratio(pair["on"], pair["off"]),
-                    f"{what} off",
+                    off,
                 )
             )
     for size, per_s in figures.get("e2e_by_message_max_tasks", {}).items():
@@ -94,6 +109,13 @@ def rows(figures: dict[str, Any]) -> list[Row]:
     for priority, lag in figures["delay_lag_ms"].items():
         for q in ("p50", "p99"):
             table.append((f"p{priority} start lag {q} (ms)", lag[q], None, None, ""))
+    for connections, run in figures.get("make_run_wrk", {}).get("runs", {}).items():
+        table.append(
+            (f"make run, wrk {connections} conn: creates/s", run["creates_per_s"], None, None, "")
+        )
+        table.append(
+            (f"make run, wrk {connections} conn: tasks/s", run["tasks_per_s"], None, None, "")
+        )
     batch = figures["batch_100k_s"]
     pairs = figures["batch_pairs"]
     table.append((f"batch {pairs} pairs: 201 (s)", batch["accept"], None, None, ""))

@@ -1,7 +1,9 @@
 """What an optional feature costs end to end: task events (Flower's and `celery events`' feed)
 and Prometheus metrics, each measured against the same system without it (issue 13's goal:
-each within 5% of the end-to-end rate without it). Task events are off by default (as in
-Celery; Flower turns them on while it runs), metrics on.
+each within 5% of the end-to-end rate without it), and logging: `make run`'s LOG_LEVEL and
+LOG_FORMAT (INFO, console lines: one per attempt) against LOG_LEVEL=WARNING (issue 14's goal: it
+costs less than a sixth of the end-to-end rate). Task events are off by default (as in Celery;
+Flower turns them on while it runs), metrics and INFO logging on.
 
 One pair of runs says little on a shared machine, where the load of other work can move a rate
 by more than the cost sought. So each feature is measured in PAIRS pairs of end-to-end runs on
@@ -34,16 +36,18 @@ def _pairs(
     connections: int,
     setting: str,
     processes: tuple[str, ...],
+    values: tuple[str, str] = ("false", "true"),
 ) -> dict[str, Any]:
+    """`values`: the setting's value with the feature off, then on."""
     run_plan = replace(plan, e2e_tasks=min(plan.e2e_tasks, COST_TASKS))
     pairs: list[dict[str, float]] = []
     for index in range(PAIRS):
-        order = ("false", "true") if index % 2 == 0 else ("true", "false")
+        order = values if index % 2 == 0 else values[::-1]
         rates: dict[str, float] = {}
         for value in order:
             _restart(sut, processes, setting, value)
             rate = end_to_end(sut, db, run_plan, connections)["e2e_tasks_per_s"]
-            rates["on" if value == "true" else "off"] = rate
+            rates["on" if value == values[1] else "off"] = rate
         pairs.append(
             {"off": rates["off"], "on": rates["on"], "cost": 1 - rates["on"] / rates["off"]}
         )
@@ -61,10 +65,12 @@ def _pairs(
 
 
 def _value(sut: SystemUnderTest, setting: str) -> str:
-    """The system's value of `setting`: its environment's, else the default ("true"/"false")."""
+    """The system's value of `setting`: its environment's, else the default (booleans as
+    "true"/"false")."""
     if setting in sut.env:
         return sut.env[setting]
-    return str(Settings.model_fields[setting.lower()].default).lower()
+    default = Settings.model_fields[setting.lower()].default
+    return str(default).lower() if isinstance(default, bool) else str(default)
 
 
 def _restart(sut: SystemUnderTest, processes: tuple[str, ...], setting: str, value: str) -> None:
@@ -83,4 +89,23 @@ def events_and_metrics(
     return {
         "events_cost": _pairs(sut, db, plan, connections, "TASK_EVENTS", WORKERS),
         "metrics_cost": _pairs(sut, db, plan, connections, "METRICS_ENABLED", every_process),
+    }
+
+
+def logging_at_info(
+    sut: SystemUnderTest, db: Timings, plan: Plan, connections: int
+) -> dict[str, Any]:
+    """The cost of `make run`'s logging: every process restarted with LOG_LEVEL at `make run`'s
+    default (INFO: a worker writes one line per attempt, in `make run`'s LOG_FORMAT) and at
+    WARNING (no line per attempt), as a fraction of the end-to-end rate without it:
+    {"logging_cost": {...}}."""
+    default = str(Settings.model_fields["log_level"].default)
+    every_process = tuple(sut.system.processes)
+    return {
+        "logging_cost": {
+            **_pairs(sut, db, plan, connections, "LOG_LEVEL", every_process, ("WARNING", default)),
+            "log_format": sut.env.get(
+                "LOG_FORMAT", str(Settings.model_fields["log_format"].default)
+            ),
+        }
     }

@@ -33,17 +33,22 @@ def render(verdicts: list[dict[str, object]]) -> str:
         f"`{COMMAND}`, {when}. Each fault hits a system of its own (its own PostgreSQL cluster",
         "and redis-server) while clients create tasks; the ledger then checks the tasks table.",
         "*tasks*: creates answered 201; *lost*: a 201 with no row, or a row not ending `success`",
-        "with the right sum; *run twice*: a result or `finished_at` that changed after the task",
-        "finished, or more attempts than the fault killed; *5xx*: server errors other than 503.",
+        "with the right sum; *run twice*: a second successful attempt, an attempt before the",
+        "last that was neither released nor lost during the fault, or a row or attempt history",
+        "that changed after the task finished; *5xx*: server errors other than 503; *lost",
+        "attempts*: attempts cut short by the fault and handed on by their leases (each in flight",
+        "during the fault), on *re-run* tasks; *released*: claims given back before the attempt",
+        "began (not counted as attempts).",
         "",
-        "| fault | tasks | lost | run twice | 5xx | 503 | no answer | re-run (attempt killed) "
-        "| ok |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| fault | tasks | lost | run twice | 5xx | 503 | no answer | lost attempts (re-run tasks) "
+        "| released | ok |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for v in verdicts:
         lines.append(
             f"| {v['fault']} | {v['tasks']} | {v['lost']} | {v['run_twice']} "
             f"| {v['server_errors']} | {v['unavailable']} | {v['no_answer']} "
-            f"| {v['rerun_after_killed_attempt']} | {'yes' if v['ok'] else 'NO'} |"
+            f"| {v['lost_attempts']} ({v['rerun_after_killed_attempt']}) "
+            f"| {v['released_attempts']} | {'yes' if v['ok'] else 'NO'} |"
         )
     return "\n".join(lines) + "\n"
