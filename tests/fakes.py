@@ -140,6 +140,7 @@ def _opened_attempt(before: Task, after: Task) -> Attempt:
         finished_at=None,
         outcome=None,
         error=None,
+        worker=after.worker,
     )
 
 
@@ -241,28 +242,42 @@ class InMemoryTaskRepository(TaskRepository):
         task.version += 1
         self.staged[task.id] = copy.deepcopy(task)
 
-    def claim(self, task_id: int, dispatch_no: int, now: datetime, lease: timedelta) -> Task | None:
+    def claim(
+        self,
+        task_id: int,
+        dispatch_no: int,
+        now: datetime,
+        lease: timedelta,
+        *,
+        worker: str | None = None,
+    ) -> Task | None:
         self._statement()
-        return self._claim(task_id, dispatch_no, now, lease)
+        return self._claim(task_id, dispatch_no, now, lease, worker)
 
     def _claim(
-        self, task_id: int, dispatch_no: int, now: datetime, lease: timedelta
+        self, task_id: int, dispatch_no: int, now: datetime, lease: timedelta, worker: str | None
     ) -> Task | None:
         current = self._current(task_id)
         task = copy.deepcopy(current) if current is not None else None
         if task is None or not task.can_claim(dispatch_no):
             return None
-        task.claim(dispatch_no, now, lease)  # the entity's own rule: the SQL mirrors it
+        task.claim(dispatch_no, now, lease, worker=worker)  # the entity's rule: the SQL mirrors it
         task.version += 1  # a conditional write, not `save`: no version to check
         self.staged[task_id] = copy.deepcopy(task)
         return task
 
     def claim_all(
-        self, dispatches: Sequence[tuple[int, int]], now: datetime, lease: timedelta
+        self,
+        dispatches: Sequence[tuple[int, int]],
+        now: datetime,
+        lease: timedelta,
+        *,
+        worker: str | None = None,
     ) -> list[Task]:
         self._statement()
         claimed = (
-            self._claim(task_id, dispatch_no, now, lease) for task_id, dispatch_no in dispatches
+            self._claim(task_id, dispatch_no, now, lease, worker)
+            for task_id, dispatch_no in dispatches
         )
         return [task for task in claimed if task is not None]
 

@@ -87,8 +87,8 @@ _SAVE = (
 
 # The claim (docs/glossary.md#claim): one conditional UPDATE, no read before it. It mirrors
 # Task.claim (rule: queued and this dispatch number; effect: running, one more attempt, started
-# now, lease until now + lease) and must change with it: the repository contract checks they
-# agree.
+# now, lease until now + lease, claimed by the worker) and must change with it: the repository
+# contract checks they agree.
 _CLAIM_EFFECT = {
     "status": RUNNING,
     "attempts": tasks.c.attempts + 1,
@@ -96,6 +96,7 @@ _CLAIM_EFFECT = {
     "lease_expires_at": bindparam("lease_until", type_=tasks.c.lease_expires_at.type),
     "updated_at": bindparam("now", type_=tasks.c.updated_at.type),
     "version": tasks.c.version + 1,
+    "worker": bindparam("worker", type_=tasks.c.worker.type),
 }
 _CLAIM = (
     update(tasks)
@@ -331,7 +332,15 @@ class SqlTaskRepository(TaskRepository):
             raise ConcurrentModification(f"task {task.id} changed since it was read")
         task.version += 1
 
-    def claim(self, task_id: int, dispatch_no: int, now: datetime, lease: timedelta) -> Task | None:
+    def claim(
+        self,
+        task_id: int,
+        dispatch_no: int,
+        now: datetime,
+        lease: timedelta,
+        *,
+        worker: str | None = None,
+    ) -> Task | None:
         """`Task.claim` as one conditional UPDATE ... RETURNING (see _CLAIM)."""
         self._will_write()
         params = {
@@ -339,6 +348,7 @@ class SqlTaskRepository(TaskRepository):
             "claimed_dispatch_no": dispatch_no,
             "now": now,
             "lease_until": now + lease,
+            "worker": worker,
         }
         row = self._execute(_CLAIM, params).mappings().first()
         return task_from_row(row) if row is not None else None
@@ -354,17 +364,22 @@ class SqlTaskRepository(TaskRepository):
         return task_from_row(row) if row is not None else None
 
     def claim_all(
-        self, dispatches: Sequence[tuple[int, int]], now: datetime, lease: timedelta
+        self,
+        dispatches: Sequence[tuple[int, int]],
+        now: datetime,
+        lease: timedelta,
+        *,
+        worker: str | None = None,
     ) -> list[Task]:
         """Every claim in one conditional UPDATE ... RETURNING (see _CLAIM_ALL)."""
         if len(dispatches) == 1:
             ((task_id, dispatch_no),) = dispatches
-            claimed = self.claim(task_id, dispatch_no, now, lease)
+            claimed = self.claim(task_id, dispatch_no, now, lease, worker=worker)
             return [claimed] if claimed is not None else []
         if not dispatches:
             return []
         self._will_write()
-        params: dict[str, Any] = {"now": now, "lease_until": now + lease}
+        params: dict[str, Any] = {"now": now, "lease_until": now + lease, "worker": worker}
         if self._postgres:
             params["id_all"] = [task_id for task_id, _ in dispatches]
             params["dispatch_no_all"] = [dispatch_no for _, dispatch_no in dispatches]

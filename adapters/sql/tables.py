@@ -67,6 +67,9 @@ tasks = Table(
     # How many pairs it adds (1 for a single task), so a tenant's quota of queued batch pairs
     # is summed from the index below without reading the pairs themselves.
     Column("pair_count", Integer(), nullable=False, server_default="1"),
+    # The worker that claimed the latest attempt (revision 0008), e.g. `high@host:4242`; set by
+    # the claim only, copied by the trigger into that attempt's row.
+    Column("worker", String(255)),
     CheckConstraint("type IN ('single', 'batch')", name="type"),
     CheckConstraint(
         "status IN ('queued', 'running', 'success', 'failed', 'cancelled')", name="status"
@@ -221,6 +224,8 @@ task_attempts = Table(
     Column("finished_at", UtcDateTime()),
     Column("outcome", String(16)),
     Column("error", Text()),
+    # Who ran it (revision 0008): the claim's worker; null for attempts recorded before it.
+    Column("worker", String(255)),
     sqlite_autoincrement=True,
 )
 Index("ix_task_attempts_task_id", task_attempts.c.task_id)

@@ -93,13 +93,22 @@ class TaskRepository(Protocol):
 
         Raises ConcurrentModification if someone else changed the task since it was read."""
 
-    def claim(self, task_id: int, dispatch_no: int, now: datetime, lease: timedelta) -> Task | None:
+    def claim(
+        self,
+        task_id: int,
+        dispatch_no: int,
+        now: datetime,
+        lease: timedelta,
+        *,
+        worker: str | None = None,
+    ) -> Task | None:
         """Claim a task for one attempt in a single conditional write: `Task.claim`'s rule and
         effect, nothing more. A queued task whose dispatch number is `dispatch_no` becomes
         running, its attempt counted, started at `now`, its lease running until `now + lease`,
-        its version incremented; that task is returned. Otherwise (unknown id, not queued,
-        another dispatch number: a stale or duplicate message) nothing changes and the answer
-        is None.
+        claimed by `worker` (a name, at most 255 characters), its version incremented; that
+        task is returned. The attempt the store records (TaskHistory) names that worker.
+        Otherwise (unknown id, not queued, another dispatch number: a stale or duplicate
+        message) nothing changes and the answer is None.
 
         It never raises ConcurrentModification: no read precedes the write, and of concurrent
         claims of one dispatch exactly one gets the task."""
@@ -119,7 +128,12 @@ class TaskRepository(Protocol):
         of the row only makes it wait for that writer's commit."""
 
     def claim_all(
-        self, dispatches: Sequence[tuple[int, int]], now: datetime, lease: timedelta
+        self,
+        dispatches: Sequence[tuple[int, int]],
+        now: datetime,
+        lease: timedelta,
+        *,
+        worker: str | None = None,
     ) -> list[Task]:
         """`claim` of every `(task id, dispatch number)` of a message in a single conditional
         write, each row checked on its own: those claimed are returned (in any order), the

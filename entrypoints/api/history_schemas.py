@@ -37,7 +37,7 @@ class AttemptOut(BaseModel):
                     "lateness_ms": 4,
                     "outcome": "success",
                     "error": None,
-                    "worker": None,
+                    "worker": "high@box:4242",
                 }
             ]
         }
@@ -60,7 +60,8 @@ class AttemptOut(BaseModel):
     error: str | None = Field(default=None, description="What the attempt raised.")
     worker: str | None = Field(
         default=None,
-        description="Not recorded yet (the task's row does not name its worker): always null.",
+        description="Who ran it: the worker's Celery node name and the id of its process that "
+        "ran the attempt, `<node>:<pid>`; null if the claim named no worker.",
     )
 
     @classmethod
@@ -75,7 +76,7 @@ class AttemptOut(BaseModel):
             lateness_ms=round(attempt.lateness.total_seconds() * 1000),
             outcome=attempt.outcome,
             error=attempt.error,
-            worker=None,
+            worker=attempt.worker,
         )
 
 
@@ -104,6 +105,9 @@ class ReasonOut(BaseModel):
     queue: str | None = None
     since: UtcDatetime | None = Field(default=None, description="Start of the running attempt.")
     lease_until: UtcDatetime | None = None
+    worker: str | None = Field(
+        default=None, description="The worker running the attempt (`<node>:<pid>`), if named."
+    )
     attempts: int | None = None
     max_attempts: int | None = None
     error: str | None = None

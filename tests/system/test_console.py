@@ -121,6 +121,8 @@ def test_a_failed_task_is_retried_from_its_page(
     )
     assert system.task(task["id"])["result"] == 42
     assert page.locator("#attempts tbody tr").count() == 4
+    workers = page.locator("#attempts tbody td.worker").all_inner_texts()
+    assert len(workers) == 4 and all(w.startswith("high") and "@" in w for w in workers), workers
     page.screenshot(path=str(artifacts / "retried.png"), full_page=True)
 
 

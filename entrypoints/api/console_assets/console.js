@@ -180,6 +180,7 @@ async function loadTask() {
     cell(row, time(attempt.finished_at));
     cell(row, attempt.lateness_ms + " ms");
     cell(row, attempt.outcome || "running");
+    cell(row, attempt.worker, "worker");
     cell(row, attempt.error);
     body.appendChild(row);
   }
