@@ -36,6 +36,7 @@ from application.ports import (
     TaskRepository,
     UnitOfWork,
 )
+from application.ports import repository as repository_port
 from domain.access import ApiKey
 from domain.errors import TaskFailure
 from domain.priority import Priority
@@ -311,12 +312,15 @@ class InMemoryTaskRepository(TaskRepository):
             for t in self._all()
             if task_filter.matches(t.status, t.priority, t.type)
             and (task_filter.tenant is None or t.tenant == task_filter.tenant)
+            and task_filter.created_within(t.created_at)
         ]
         matching.sort(key=lambda t: t.id or 0, reverse=True)
         after_cursor = [t for t in matching if before_id is None or (t.id or 0) < before_id]
         chosen = after_cursor[offset : offset + limit + 1]
         items = [copy.deepcopy(t) for t in chosen[:limit]]
-        total = len(matching)
+        total: int | None = len(matching)
+        if task_filter.by_creation_time and len(matching) > repository_port.COUNT_CAP:
+            total = None
         next_before_id = items[-1].id if len(chosen) > limit and items else None
         return TaskPage(items=items, total=total, next_before_id=next_before_id)
 

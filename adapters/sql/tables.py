@@ -95,6 +95,9 @@ RUNNING_TASK = tasks.c.status == RUNNING
 Index("ix_tasks_status_id", tasks.c.status, tasks.c.id)
 Index("ix_tasks_type_id", tasks.c.type, tasks.c.id)
 Index("ix_tasks_priority_id", tasks.c.priority, tasks.c.id)
+# Lists by creation window (revision 0009): one probe per end of the window finds the ids it
+# lies between (ids grow with creation times); the page itself then walks the indexes above.
+Index("ix_tasks_created_at", tasks.c.created_at)
 # A tenant's list (every list but an admin's): its ids newest first, as the primary key serves
 # the unfiltered one.
 Index("ix_tasks_tenant_id", tasks.c.tenant, tasks.c.id)

@@ -17,7 +17,7 @@ from application.use_cases import (
     ReasonCode,
 )
 from domain.task import TaskStatus, TaskType
-from entrypoints.api.schemas import PRIORITY_SCHEMA, PriorityValue, UtcDatetime
+from entrypoints.api.schemas import PRIORITY_SCHEMA, Instant, PriorityValue, UtcDatetime
 
 Priority = Annotated[int, WithJsonSchema(PRIORITY_SCHEMA)]
 T0 = "2026-12-01T10:00:00.000000+00:00"
@@ -205,6 +205,12 @@ class BulkFilter(BaseModel):
     status: TaskStatus | None = None
     type: TaskType | None = None
     priority: PriorityValue | None = None
+    created_after: Instant | None = Field(
+        default=None, description="Created at or after this instant (RFC 3339)."
+    )
+    created_before: Instant | None = Field(
+        default=None, description="Created before this instant (RFC 3339)."
+    )
 
 
 class BulkBody(BaseModel):
@@ -238,7 +244,10 @@ class BulkOut(BaseModel):
         }
     )
 
-    matched: int = Field(description="Tasks matching the filter when the call began.")
+    matched: int | None = Field(
+        description="Tasks matching the filter when the call began; with a creation time in "
+        "the filter, counted up to 10,000: null when more match."
+    )
     dry_run: bool
     moved: int
     skipped: int = Field(description="Matched, but the state machine refused the move.")

@@ -5,6 +5,7 @@
 const API = "/api/v1";
 const KEY_STORE = "taskman-console-key";
 const LATE_MS = 1000; // lateness shown in red beyond this
+const COUNT_CAP = 10000; // a total over a creation window is counted up to this (null beyond)
 const state = { filter: {}, cursors: [], next: null, taskId: null, refreshTimer: null };
 
 const $ = (id) => document.getElementById(id);
@@ -100,7 +101,16 @@ function readFilter() {
     const value = $("filter-" + name).value;
     if (value) filter[name] = name === "priority" ? Number(value) : value;
   }
+  // The pickers hold the browser's local time; the API takes an instant (RFC 3339, UTC here).
+  for (const name of ["created_after", "created_before"]) {
+    const value = $("filter-" + name.replace("_", "-")).value;
+    if (value) filter[name] = new Date(value).toISOString();
+  }
   return filter;
+}
+
+function matching(total) {
+  return total === null ? "more than " + COUNT_CAP : String(total);
 }
 
 function query(filter, beforeId) {
@@ -113,7 +123,7 @@ function query(filter, beforeId) {
 async function loadTasks() {
   const beforeId = state.cursors[state.cursors.length - 1];
   const page = await call("GET", query(state.filter, beforeId));
-  $("total").textContent = page.total + " matching tasks";
+  $("total").textContent = matching(page.total) + " matching tasks";
   state.next = page.next;
   $("next-page").disabled = page.next === null;
   const body = $("tasks").tBodies[0];
@@ -207,7 +217,7 @@ function bulkBody(dryRun) {
 
 async function bulkDryRun() {
   const report = await call("POST", "/tasks/bulk", bulkBody(true));
-  $("bulk-count").textContent = report.matched + " tasks match";
+  $("bulk-count").textContent = matching(report.matched) + " tasks match";
   $("bulk-apply").disabled = false;
 }
 

@@ -184,3 +184,19 @@ def test_the_page_and_its_assets_are_served_and_need_nothing_from_elsewhere(api:
         assert asset.status_code == 200 and asset.headers["content-type"].startswith(media_type)
         assert "https://" not in asset.text
     assert api.client.get("/dashboard/assets/other.js").status_code == 404
+
+
+def test_a_bulk_move_by_creation_time_counts_and_moves_only_the_window(api: Api) -> None:
+    for _ in range(3):  # at 12:00:00, 12:01:00 and 12:02:00
+        api.create(priority=3)
+        api.clock.advance(60)
+    window = {"created_after": "2026-01-01T12:01:00Z", "created_before": "2026-01-01T12:02:00Z"}
+    body = {"action": "cancel", "filter": window}
+
+    dry = api.client.post(f"{TASKS}/bulk", json=body).json()
+    done = api.client.post(f"{TASKS}/bulk", json={**body, "dry_run": False}).json()
+
+    assert (dry["matched"], done["moved"], done["skipped"]) == (1, 1, 0)
+    assert [t.status for t in api.uow.store.rows.values()] == ["queued", "cancelled", "queued"]
+    bad = api.client.post(f"{TASKS}/bulk", json={**body, "filter": {"created_after": 1}})
+    assert_problem(bad, 422, "validation-error")
