@@ -319,8 +319,9 @@ class InMemoryTaskRepository(TaskRepository):
         chosen = after_cursor[offset : offset + limit + 1]
         items = [copy.deepcopy(t) for t in chosen[:limit]]
         total: int | None = len(matching)
-        if task_filter.by_creation_time and len(matching) > repository_port.COUNT_CAP:
-            total = None
+        window = [t for t in self._all() if task_filter.created_within(t.created_at)]
+        if task_filter.by_creation_time and len(window) > repository_port.COUNT_CAP:
+            total = None  # the window holds too many tasks to be counted
         next_before_id = items[-1].id if len(chosen) > limit and items else None
         return TaskPage(items=items, total=total, next_before_id=next_before_id)
 

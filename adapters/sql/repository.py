@@ -18,6 +18,7 @@ from sqlalchemy import (
     Numeric,
     Select,
     Text,
+    and_,
     bindparam,
     case,
     cast,
@@ -491,7 +492,9 @@ class SqlTaskRepository(TaskRepository):
             conditions.append(tasks.c.priority == int(task_filter.priority))
         if task_filter.tenant is not None:  # served by ix_tasks_tenant_id
             conditions.append(tasks.c.tenant == task_filter.tenant)
-        conditions += _created_within(task_filter.created_after, task_filter.created_before)
+        window = _created_within(task_filter.created_after, task_filter.created_before)
+        filters = list(conditions)
+        conditions += window
         cursor = [] if before_id is None else [tasks.c.id < before_id]
         # One row more than the page: whether it exists says if there is a next page.
         query = (
@@ -506,17 +509,24 @@ class SqlTaskRepository(TaskRepository):
         del items[limit:]
         next_before_id = items[-1].id if more and items else None
         if task_filter.by_creation_time:
-            return TaskPage(items, self._count_capped(conditions), next_before_id)
+            return TaskPage(items, self._count_in_window(window, filters), next_before_id)
         counts = self.counts(task_filter.tenant)
         total = sum(n for key, n in counts.items() if task_filter.matches(*key))
         return TaskPage(items=items, total=total, next_before_id=next_before_id)
 
-    def _count_capped(self, conditions: list[Any]) -> int | None:
-        """How many rows match, if at most COUNT_CAP do (a walk of at most COUNT_CAP + 1)."""
+    def _count_in_window(self, window: list[Any], filters: list[Any]) -> int | None:
+        """How many tasks of the creation window pass `filters`, if the window holds at most
+        COUNT_CAP tasks; else None. One walk of at most COUNT_CAP + 1 rows of the window, in
+        whatever order is cheapest: its cost is bounded whatever the filters' selectivity."""
         cap = repository_port.COUNT_CAP
-        matching = select(tasks.c.id).where(*conditions).limit(cap + 1).subquery()
-        counted = int(self._execute(select(func.count()).select_from(matching)).scalar_one())
-        return counted if counted <= cap else None
+        passes = case((and_(*filters), 1), else_=0) if filters else literal_column("1")
+        walked = select(passes.label("passes")).where(*window).limit(cap + 1).subquery()
+        counted = select(
+            func.count().label("walked"),
+            func.coalesce(func.sum(walked.c.passes), 0).label("passing"),
+        )
+        row = self._execute(counted).mappings().one()
+        return int(row["passing"]) if row["walked"] <= cap else None
 
     def counts(self, tenant: str | None = None) -> TaskCounts:
         rows = (

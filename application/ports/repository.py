@@ -14,10 +14,11 @@ from application.ports.idempotency import IdempotencyKeys
 from domain.priority import Priority
 from domain.task import Task, TaskStatus, TaskType
 
-# With a creation-time bound, a list's total is counted from the matching rows, up to this many
-# (beyond, it is unknown: None), since the exact counts are kept per (status, priority, type)
-# only. Read at each call, so a test may lower it.
-COUNT_CAP = 10_000
+# With a creation window, a list's total cannot come from the exact counts (kept per status,
+# priority and type only): it is counted from the window's tasks when the window holds at most
+# this many tasks of any kind (a bounded walk), and is unknown (None) otherwise. Read at each
+# call, so a test may lower it.
+COUNT_CAP = 20_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,9 +72,9 @@ class QueuedLoad:
 
 @dataclass(frozen=True, slots=True)
 class TaskPage:
-    """`items` newest first; `total` counts every matching task, on all pages (None: a filter
-    with a creation window matched more than COUNT_CAP); `next_before_id` is the cursor of the
-    next page (pass it as `before_id`), None when this page is the last."""
+    """`items` newest first; `total` counts every matching task, on all pages (None: not
+    counted, the filter's creation window holds more than COUNT_CAP tasks); `next_before_id` is
+    the cursor of the next page (pass it as `before_id`), None when this page is the last."""
 
     items: list[Task]
     total: int | None
@@ -183,8 +184,9 @@ class TaskRepository(Protocol):
         with `before_id`, only tasks whose id is below it (a keyset page: its cost does not
         grow with how deep it is, as an offset's does). `total` counts every matching task and
         comes from the exact counts, never from a scan (see `counts`); with a creation window,
-        from the matching rows, up to COUNT_CAP (beyond: None). A creation window costs what
-        a page without it does, whatever its position in a table of any size: the store may
+        from the window's tasks if it holds at most COUNT_CAP of them (else None). A creation
+        window costs what a page without it does, whatever its position in a table of any size:
+        the store may
         rely on ids growing with creation times (a task created more than a few seconds after
         another has a higher id; see the adapter for its bound)."""
 

@@ -38,9 +38,9 @@ class BulkMoveRequest:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BulkMoveReport:
     """`matched`: the tasks the filter matched when the call began (the exact counts; with a
-    creation window, counted up to COUNT_CAP, None beyond). Not a dry run: `moved` were moved,
-    `skipped` could not be (the state machine refused the move, or the task was pruned
-    meanwhile); `more` is true when the limit stopped the walk early."""
+    creation window, counted if it holds at most COUNT_CAP tasks, else None). Not a dry run:
+    `moved` were moved, `skipped` could not be (the state machine refused the move, or the task
+    was pruned meanwhile); `more` is true when the limit stopped the walk early."""
 
     matched: int | None
     dry_run: bool

@@ -20,10 +20,11 @@ class ListTasksRequest:
 class ListTasks:
     """A page of tasks, newest first, optionally filtered by status, type, priority and
     creation window, with the number of all matching tasks (from the exact counts, kept per
-    tenant too; with a creation window, counted up to COUNT_CAP) and the cursor of the next
-    page. No filter means every task the principal may see: its tenant's, or every tenant's for
-    an admin. The principal needs tasks:read (Forbidden). Raises ValueError for a limit below
-    1, a negative offset, a cursor below 1 or a creation bound without a time zone."""
+    tenant too; with a creation window, counted if the window holds at most COUNT_CAP tasks)
+    and the cursor of the next page. No filter means every task the principal may see: its
+    tenant's, or every tenant's for an admin. The principal needs tasks:read (Forbidden).
+    Raises ValueError for a limit below 1, a negative offset, a cursor below 1 or a creation
+    bound without a time zone."""
 
     def __init__(self, uow: UnitOfWork) -> None:
         self._uow = uow

@@ -246,7 +246,7 @@ class BulkOut(BaseModel):
 
     matched: int | None = Field(
         description="Tasks matching the filter when the call began; with a creation time in "
-        "the filter, counted up to 10,000: null when more match."
+        "the filter, counted as the list's `total` is: null when not counted."
     )
     dry_run: bool
     moved: int

@@ -200,7 +200,8 @@ class TaskPageOut(BaseModel):
     total: int | None = Field(
         description="How many tasks match the filters, over all pages: exact, from the counts "
         "kept per status, priority and type. With `created_after` or `created_before`, counted "
-        "from the matching tasks up to 10,000; null when more match."
+        "from the window's tasks if it holds at most 20,000 tasks (of any kind); null (not "
+        "counted) otherwise."
     )
     limit: int
     offset: int

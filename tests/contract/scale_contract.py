@@ -275,14 +275,24 @@ class CreationWindowContract:
             page = uow.tasks.page(everything, 10, 0)
         assert [t.id for t in page.items] == ids[::-1] and page.total == 2
 
-    def test_the_total_of_a_window_is_counted_up_to_the_cap(
+    def test_the_total_of_a_window_is_counted_if_the_window_holds_at_most_the_cap(
         self, uow: UnitOfWork, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setattr(repository_port, "COUNT_CAP", 2)
-        added(uow, *(single(now=NOW + timedelta(seconds=i)) for i in range(3)))
+        added(
+            uow,
+            *(single(now=NOW + timedelta(seconds=i)) for i in range(3)),
+            single(priority=Priority.HIGH, now=NOW + timedelta(seconds=3)),
+        )
+        wide, narrow = NOW, NOW + timedelta(seconds=2)
         with uow:
-            over = uow.tasks.page(TaskFilter(created_after=NOW), 1, 0)
-            at_cap = uow.tasks.page(TaskFilter(created_after=NOW + timedelta(seconds=1)), 1, 0)
+            over = uow.tasks.page(TaskFilter(created_after=wide), 1, 0)
+            few_of_many = uow.tasks.page(
+                TaskFilter(priority=Priority.HIGH, created_after=wide), 1, 0
+            )
+            at_cap = uow.tasks.page(TaskFilter(created_after=narrow), 1, 0)
+            one = uow.tasks.page(TaskFilter(priority=Priority.HIGH, created_after=narrow), 9, 0)
             unbounded = uow.tasks.page(TaskFilter(), 1, 0)  # the exact counts, never capped
         assert over.total is None and len(over.items) == 1 and over.next_before_id is not None
-        assert at_cap.total == 2 and unbounded.total == 3
+        assert few_of_many.total is None and len(few_of_many.items) == 1
+        assert (at_cap.total, one.total, unbounded.total) == (2, 1, 4)
