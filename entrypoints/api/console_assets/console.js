@@ -29,10 +29,17 @@ async function call(method, path, body) {
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
     const detail = data.detail || response.statusText;
-    throw new Error(response.status + " " + (data.title || "") + ": " + detail);
+    const said = response.status + " " + (data.title || "") + ": " + detail;
+    throw new Error((KEY_ADVICE[response.status] || "") + said);
   }
   return data;
 }
+
+// What the operator can do about a refused key (AUTH=required), before the API's own words.
+const KEY_ADVICE = {
+  401: "This console needs an admin API key: enter it above. ",
+  403: "This key lacks the admin scope the console needs: enter an admin key above. ",
+};
 
 function cell(row, text, className) {
   const td = document.createElement("td");
