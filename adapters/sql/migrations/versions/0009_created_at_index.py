@@ -13,7 +13,7 @@ each create one entry at its right-hand end; created_at never changes, so claims
 stay HOT updates.
 
 It is built in the migration's transaction: on a large live table writers wait for the build
-(about a second per million rows on this project's machines).
+(0.7 s for an index of 1,000,000 timestamps on this project's development machine).
 """
 
 from collections.abc import Sequence
