@@ -12,8 +12,9 @@ every retention age), vacuumed and analysed, and at each size the same figures a
 
 - create rate (wrk, 16 connections, priority 1) and end-to-end rate (E2E_TASKS priority-1 tasks,
   first start to last finish);
-- the first list page (no filter, and each filter), page 1,000 by cursor, a task by id and
-  `/health`: p50/p99 of sequential requests over HTTP;
+- the first list page (no filter, and each filter), page 1,000 by cursor, two creation windows
+  deep in the history (10 minutes; status=failed before a time), a task by id and `/health`:
+  p50/p99 of sequential requests over HTTP;
 - a dispatcher round's queries (expired leases, lost messages of each priority, due tasks),
   in-process, rolled back so each repetition finds the same work;
   all of these sampled in turns (one of each per turn), so noise lands on every figure alike.
@@ -33,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import psycopg
@@ -179,6 +181,11 @@ def _measure(sut: SystemUnderTest, db: psycopg.Connection[Any]) -> dict[str, flo
             reads["page 1,000 by cursor"] = lambda: _get(
                 http, f"/api/v1/tasks?limit=50&before_id={cursor}"
             )
+            ago = (datetime.now(UTC) - timedelta(days=3)).replace(microsecond=0)
+            window = {"created_after": ago, "created_before": ago + timedelta(minutes=10)}
+            reads[WINDOW] = partial(_get, http, "/api/v1/tasks?" + _query(limit=50, **window))
+            failed = _query(status="failed", limit=50, created_before=ago)
+            reads[FAILED_BEFORE] = partial(_get, http, f"/api/v1/tasks?{failed}")
             reads["task by id"] = lambda: _get(
                 http, f"/api/v1/tasks/{chooser.randint(1, top)}", ok=(200, 404)
             )
@@ -188,6 +195,12 @@ def _measure(sut: SystemUnderTest, db: psycopg.Connection[Any]) -> dict[str, flo
     finally:
         engine.dispose()
     return figures
+
+
+def _query(**params: Any) -> str:
+    return urlencode(
+        {k: v.isoformat() if isinstance(v, datetime) else v for k, v in params.items()}
+    )
 
 
 def _fold(engine: Any) -> None:
@@ -272,9 +285,15 @@ def _round(engine: Any) -> None:
             raise RuntimeError("no due task: the round measured nothing")
 
 
+# Creation windows in the history (filled over the last six days): found by id, not by scanning.
+WINDOW = "list, created in 10 minutes 3 days ago"
+FAILED_BEFORE = "list, status=failed, created before 3 days ago"
+
 LATENCIES = [
     *READ_PATHS,
     "page 1,000 by cursor",
+    WINDOW,
+    FAILED_BEFORE,
     "task by id",
     "dispatcher round",
     "/health",

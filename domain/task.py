@@ -96,6 +96,9 @@ class Task:
     version: int = 0
     # Who owns it: only its tenant (or an admin) reads, lists and moves it. Fixed at creation.
     tenant: str = DEFAULT_TENANT
+    # Which worker claimed its latest attempt (None: never claimed, or by an unnamed one). Set
+    # by the claim only; it stays after the attempt ends, as the name of who ran it last.
+    worker: str | None = None
 
     # ----- creation -------------------------------------------------------------------------
 
@@ -251,7 +254,10 @@ class Task:
         self._requeue(now)
         self.updated_at = now
 
-    def claim(self, dispatch_no: int, now: datetime, lease: timedelta) -> None:
+    def claim(
+        self, dispatch_no: int, now: datetime, lease: timedelta, *, worker: str | None = None
+    ) -> None:
+        """Start an attempt at `now` for the worker named `worker`, its lease until now + lease."""
         if not self.can_claim(dispatch_no):
             raise IllegalTransition(
                 f"task {self.id} cannot be claimed with dispatch {dispatch_no} "
@@ -262,6 +268,7 @@ class Task:
         self.started_at = now
         self.lease_expires_at = now + lease
         self.updated_at = now
+        self.worker = worker
 
     def complete(self, dispatch_no: int, sums: Sequence[int], now: datetime) -> None:
         self._require_claim(dispatch_no)

@@ -141,6 +141,9 @@ class Container(containers.DeclarativeContainer):
     issue_api_key = providers.Factory(IssueApiKey, uow, clock, pepper)
     list_api_keys = providers.Factory(ListApiKeys, read_uow)
     revoke_api_key = providers.Factory(RevokeApiKey, uow, clock)
+    # Who runs the attempts: a worker entry point names itself (entrypoints/worker.py); none
+    # elsewhere.
+    worker_name: providers.Provider[str | None] = providers.Object(None)
     execute_task = providers.Factory(
         ExecuteTask,
         uow,
@@ -149,6 +152,7 @@ class Container(containers.DeclarativeContainer):
         retry_policy,
         providers.Callable(_seconds, settings.provided.lease_seconds),
         metrics,
+        worker=worker_name,
     )
     dispatch_due = providers.Factory(
         DispatchDue,

@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import os
 import re
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,13 @@ def node_name(queue: str, index: int, host: str = "%h") -> str:
     """`high@<host>` for index 1, `high-<index>@<host>` beyond; `%h` lets Celery fill in the
     host name."""
     return f"{queue}@{host}" if index == 1 else f"{queue}-{index}@{host}"
+
+
+def attempt_worker(node: str) -> str:
+    """The worker an attempt records (at most 255 characters): the node name with `%h` filled
+    in as Celery fills it (the host name), then `:` and the id of the process running the
+    attempt (a pool process of that node), e.g. `high@box:4242`."""
+    return f"{node.replace('%h', socket.gethostname())}:{os.getpid()}"[-255:]
 
 
 def is_node_of(name: str, queue: str, host: str) -> bool:

@@ -28,13 +28,14 @@ from typing import Any
 
 import structlog
 from celery import Celery, signals
+from dependency_injector import providers
 
 from adapters.broker import EXECUTE_TASK
 from adapters.broker.envelope import PoisonMessage, dispatches_of
 from application.use_cases.execute_task import AttemptOutcome, ExecuteTaskRequest
 from domain.priority import Priority
 from entrypoints.container import Container
-from entrypoints.node_names import NodeIndex, node_name
+from entrypoints.node_names import NodeIndex, attempt_worker, node_name
 from entrypoints.observability import (
     configure_logging,
     serve_metrics,
@@ -147,6 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     node = NodeIndex(priority.queue_name, settings.resolved_broker_url)
     node.forget_in_pool_processes()
     name = node_name(priority.queue_name, node.index)
+    # Resolved in each pool process, at each message: the process id is the pool process's.
+    container.worker_name.override(providers.Callable(attempt_worker, name))
     status = [1]  # until the worker has run and stopped
 
     def on_ready(**_: Any) -> None:

@@ -155,6 +155,28 @@ def measure(engine: Engine, now: datetime) -> None:
         with uow:
             uow.tasks.page(task_filter, 50, offset)
         report(f"{title} (page of 50, then its total from the counts)", engine, log)
+    # Creation windows: FILL creates one task a second from START; `now` is past the last.
+    second = timedelta(seconds=1)
+    windows = {
+        "10 minutes, long ago": TaskFilter(
+            created_after=START + 100_000 * second, created_before=START + 100_600 * second
+        ),
+        "8 days, long ago, status=failed": TaskFilter(
+            status=TaskStatus.FAILED,
+            created_after=START + 100_000 * second,
+            created_before=START + 800_000 * second,
+        ),
+        "before a time long ago, priority=3": TaskFilter(
+            priority=Priority.LOW, created_before=START + 300_000 * second
+        ),
+        "the last hour, status=queued": TaskFilter(
+            status=TaskStatus.QUEUED, created_after=now - 3600 * second
+        ),
+    }
+    for title, task_filter in windows.items():
+        with uow:
+            uow.tasks.page(task_filter, 50, 0)
+        report(f"list by creation window: {title} (page of 50, then its total)", engine, log)
     with uow:
         first = uow.tasks.page(TaskFilter(), 50, 0)
     assert first.next_before_id is not None

@@ -36,6 +36,7 @@ from application.ports import (
     TaskRepository,
     UnitOfWork,
 )
+from application.ports import repository as repository_port
 from domain.access import ApiKey
 from domain.errors import TaskFailure
 from domain.priority import Priority
@@ -140,6 +141,7 @@ def _opened_attempt(before: Task, after: Task) -> Attempt:
         finished_at=None,
         outcome=None,
         error=None,
+        worker=after.worker,
     )
 
 
@@ -241,28 +243,42 @@ class InMemoryTaskRepository(TaskRepository):
         task.version += 1
         self.staged[task.id] = copy.deepcopy(task)
 
-    def claim(self, task_id: int, dispatch_no: int, now: datetime, lease: timedelta) -> Task | None:
+    def claim(
+        self,
+        task_id: int,
+        dispatch_no: int,
+        now: datetime,
+        lease: timedelta,
+        *,
+        worker: str | None = None,
+    ) -> Task | None:
         self._statement()
-        return self._claim(task_id, dispatch_no, now, lease)
+        return self._claim(task_id, dispatch_no, now, lease, worker)
 
     def _claim(
-        self, task_id: int, dispatch_no: int, now: datetime, lease: timedelta
+        self, task_id: int, dispatch_no: int, now: datetime, lease: timedelta, worker: str | None
     ) -> Task | None:
         current = self._current(task_id)
         task = copy.deepcopy(current) if current is not None else None
         if task is None or not task.can_claim(dispatch_no):
             return None
-        task.claim(dispatch_no, now, lease)  # the entity's own rule: the SQL mirrors it
+        task.claim(dispatch_no, now, lease, worker=worker)  # the entity's rule: the SQL mirrors it
         task.version += 1  # a conditional write, not `save`: no version to check
         self.staged[task_id] = copy.deepcopy(task)
         return task
 
     def claim_all(
-        self, dispatches: Sequence[tuple[int, int]], now: datetime, lease: timedelta
+        self,
+        dispatches: Sequence[tuple[int, int]],
+        now: datetime,
+        lease: timedelta,
+        *,
+        worker: str | None = None,
     ) -> list[Task]:
         self._statement()
         claimed = (
-            self._claim(task_id, dispatch_no, now, lease) for task_id, dispatch_no in dispatches
+            self._claim(task_id, dispatch_no, now, lease, worker)
+            for task_id, dispatch_no in dispatches
         )
         return [task for task in claimed if task is not None]
 
@@ -296,12 +312,16 @@ class InMemoryTaskRepository(TaskRepository):
             for t in self._all()
             if task_filter.matches(t.status, t.priority, t.type)
             and (task_filter.tenant is None or t.tenant == task_filter.tenant)
+            and task_filter.created_within(t.created_at)
         ]
         matching.sort(key=lambda t: t.id or 0, reverse=True)
         after_cursor = [t for t in matching if before_id is None or (t.id or 0) < before_id]
         chosen = after_cursor[offset : offset + limit + 1]
         items = [copy.deepcopy(t) for t in chosen[:limit]]
-        total = len(matching)
+        total: int | None = len(matching)
+        window = [t for t in self._all() if task_filter.created_within(t.created_at)]
+        if task_filter.by_creation_time and len(window) > repository_port.COUNT_CAP:
+            total = None  # the window holds too many tasks to be counted
         next_before_id = items[-1].id if len(chosen) > limit and items else None
         return TaskPage(items=items, total=total, next_before_id=next_before_id)
 

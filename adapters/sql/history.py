@@ -1,4 +1,5 @@
-"""TaskHistory on SQLAlchemy Core: reads of what the triggers of revision 0007 record."""
+"""TaskHistory on SQLAlchemy Core: reads of what the triggers of revisions 0007 and 0008
+record."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ def _attempt(row: RowMapping) -> Attempt:
         finished_at=row["finished_at"],
         outcome=AttemptResult(row["outcome"]) if row["outcome"] else None,
         error=row["error"],
+        worker=row["worker"],
     )
 
 

@@ -27,6 +27,7 @@ def mutable_values(task: Task) -> dict[str, Any]:
         "dispatch_no": task.dispatch_no,
         "published_at": task.published_at,
         "lease_expires_at": task.lease_expires_at,
+        "worker": task.worker,
     }
 
 
@@ -69,4 +70,5 @@ def task_from_row(row: Mapping[Any, Any]) -> Task:
         lease_expires_at=row["lease_expires_at"],
         version=row["version"],
         tenant=row["tenant"],
+        worker=row["worker"],
     )

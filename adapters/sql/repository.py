@@ -18,6 +18,7 @@ from sqlalchemy import (
     Numeric,
     Select,
     Text,
+    and_,
     bindparam,
     case,
     cast,
@@ -50,8 +51,9 @@ from adapters.sql.tables import (
 )
 from application.errors import ConcurrentModification
 from application.ports import QueuedLoad, TaskCounts, TaskFilter, TaskPage, TaskRepository
+from application.ports import repository as repository_port
 from domain.priority import Priority
-from domain.task import ATTEMPT_OUTCOME_FIELDS, Task, TaskStatus, TaskType
+from domain.task import ATTEMPT_OUTCOME_FIELDS, INT64_MAX, Task, TaskStatus, TaskType
 
 FINISHED_STATUSES = (TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED)
 _COUNT_KEY = (task_counts.c.status, task_counts.c.priority, task_counts.c.type)
@@ -87,8 +89,8 @@ _SAVE = (
 
 # The claim (docs/glossary.md#claim): one conditional UPDATE, no read before it. It mirrors
 # Task.claim (rule: queued and this dispatch number; effect: running, one more attempt, started
-# now, lease until now + lease) and must change with it: the repository contract checks they
-# agree.
+# now, lease until now + lease, claimed by the worker) and must change with it: the repository
+# contract checks they agree.
 _CLAIM_EFFECT = {
     "status": RUNNING,
     "attempts": tasks.c.attempts + 1,
@@ -96,6 +98,7 @@ _CLAIM_EFFECT = {
     "lease_expires_at": bindparam("lease_until", type_=tasks.c.lease_expires_at.type),
     "updated_at": bindparam("now", type_=tasks.c.updated_at.type),
     "version": tasks.c.version + 1,
+    "worker": bindparam("worker", type_=tasks.c.worker.type),
 }
 _CLAIM = (
     update(tasks)
@@ -269,6 +272,61 @@ _QUEUED_LOAD = select(
 ).where(tasks.c.tenant == bindparam("tenant"), tasks.c.status == QUEUED)
 
 
+# How far apart two tasks' creation times may be while their ids are in the other order: the
+# creating processes' clock skew plus the time from reading the clock to the INSERT taking its
+# id (bounded by the pool and statement waits). The list takes a creation window as a range of
+# ids found from this margin, so a page walks the same indexes a page without it does; a task
+# created further out of order than this could be missed by a window near its creation time.
+CREATION_SKEW = timedelta(seconds=10)
+# The probes read tasks under another name: a subquery on `tasks` itself would be correlated with
+# the list's own FROM.
+_PROBE = tasks.alias("probe")
+
+
+def _created_within(after: datetime | None, before: datetime | None) -> list[Any]:
+    """The conditions of the creation window `after <= created_at < before`: the window itself,
+    and the range of ids it lies in, from one probe of ix_tasks_created_at per end (a scalar
+    subquery each, run once): every task created before `after - CREATION_SKEW` has a lower id
+    than every task in the window, and every task created from `before + CREATION_SKEW` on a
+    higher one. With those bounds the list walks the primary key (or a filter's (column, id)
+    index) from the window's newest id down, however old the window is."""
+    conditions: list[Any] = []
+    if after is not None:
+        conditions.append(tasks.c.created_at >= after)
+        floor = _shifted(after, -CREATION_SKEW)
+        if floor is not None:
+            below = (
+                select(_PROBE.c.id)
+                .where(_PROBE.c.created_at < floor)
+                .order_by(_PROBE.c.created_at.desc())
+                .limit(1)
+                .scalar_subquery()
+            )
+            conditions.append(tasks.c.id > func.coalesce(below, 0))
+    if before is not None:
+        conditions.append(tasks.c.created_at < before)
+        ceiling = _shifted(before, CREATION_SKEW)
+        if ceiling is not None:
+            above = (
+                select(_PROBE.c.id)
+                .where(_PROBE.c.created_at >= ceiling)
+                .order_by(_PROBE.c.created_at)
+                .limit(1)
+                .scalar_subquery()
+            )
+            # No task created that late: no upper bound (an id is never above INT64_MAX).
+            conditions.append(tasks.c.id < func.coalesce(above, INT64_MAX))
+    return conditions
+
+
+def _shifted(moment: datetime, delta: timedelta) -> datetime | None:
+    """`moment + delta`, or None beyond the calendar (no bound is needed there)."""
+    try:
+        return moment + delta
+    except OverflowError:
+        return None
+
+
 def _locked(query: Select[tuple[object, ...]]) -> Select[tuple[object, ...]]:
     # FOR UPDATE SKIP LOCKED on PostgreSQL, so dispatchers running side by side split the work;
     # SQLite renders nothing, and its one writer at a time gives the same exclusion.
@@ -331,7 +389,15 @@ class SqlTaskRepository(TaskRepository):
             raise ConcurrentModification(f"task {task.id} changed since it was read")
         task.version += 1
 
-    def claim(self, task_id: int, dispatch_no: int, now: datetime, lease: timedelta) -> Task | None:
+    def claim(
+        self,
+        task_id: int,
+        dispatch_no: int,
+        now: datetime,
+        lease: timedelta,
+        *,
+        worker: str | None = None,
+    ) -> Task | None:
         """`Task.claim` as one conditional UPDATE ... RETURNING (see _CLAIM)."""
         self._will_write()
         params = {
@@ -339,6 +405,7 @@ class SqlTaskRepository(TaskRepository):
             "claimed_dispatch_no": dispatch_no,
             "now": now,
             "lease_until": now + lease,
+            "worker": worker,
         }
         row = self._execute(_CLAIM, params).mappings().first()
         return task_from_row(row) if row is not None else None
@@ -354,17 +421,22 @@ class SqlTaskRepository(TaskRepository):
         return task_from_row(row) if row is not None else None
 
     def claim_all(
-        self, dispatches: Sequence[tuple[int, int]], now: datetime, lease: timedelta
+        self,
+        dispatches: Sequence[tuple[int, int]],
+        now: datetime,
+        lease: timedelta,
+        *,
+        worker: str | None = None,
     ) -> list[Task]:
         """Every claim in one conditional UPDATE ... RETURNING (see _CLAIM_ALL)."""
         if len(dispatches) == 1:
             ((task_id, dispatch_no),) = dispatches
-            claimed = self.claim(task_id, dispatch_no, now, lease)
+            claimed = self.claim(task_id, dispatch_no, now, lease, worker=worker)
             return [claimed] if claimed is not None else []
         if not dispatches:
             return []
         self._will_write()
-        params: dict[str, Any] = {"now": now, "lease_until": now + lease}
+        params: dict[str, Any] = {"now": now, "lease_until": now + lease, "worker": worker}
         if self._postgres:
             params["id_all"] = [task_id for task_id, _ in dispatches]
             params["dispatch_no_all"] = [dispatch_no for _, dispatch_no in dispatches]
@@ -420,6 +492,9 @@ class SqlTaskRepository(TaskRepository):
             conditions.append(tasks.c.priority == int(task_filter.priority))
         if task_filter.tenant is not None:  # served by ix_tasks_tenant_id
             conditions.append(tasks.c.tenant == task_filter.tenant)
+        window = _created_within(task_filter.created_after, task_filter.created_before)
+        filters = list(conditions)
+        conditions += window
         cursor = [] if before_id is None else [tasks.c.id < before_id]
         # One row more than the page: whether it exists says if there is a next page.
         query = (
@@ -432,10 +507,26 @@ class SqlTaskRepository(TaskRepository):
         items = [task_from_row(row) for row in self._execute(query).mappings()]
         more = len(items) > limit
         del items[limit:]
+        next_before_id = items[-1].id if more and items else None
+        if task_filter.by_creation_time:
+            return TaskPage(items, self._count_in_window(window, filters), next_before_id)
         counts = self.counts(task_filter.tenant)
         total = sum(n for key, n in counts.items() if task_filter.matches(*key))
-        next_before_id = items[-1].id if more and items else None
         return TaskPage(items=items, total=total, next_before_id=next_before_id)
+
+    def _count_in_window(self, window: list[Any], filters: list[Any]) -> int | None:
+        """How many tasks of the creation window pass `filters`, if the window holds at most
+        COUNT_CAP tasks; else None. One walk of at most COUNT_CAP + 1 rows of the window, in
+        whatever order is cheapest: its cost is bounded whatever the filters' selectivity."""
+        cap = repository_port.COUNT_CAP
+        passes = case((and_(*filters), 1), else_=0) if filters else literal_column("1")
+        walked = select(passes.label("passes")).where(*window).limit(cap + 1).subquery()
+        counted = select(
+            func.count().label("walked"),
+            func.coalesce(func.sum(walked.c.passes), 0).label("passing"),
+        )
+        row = self._execute(counted).mappings().one()
+        return int(row["passing"]) if row["walked"] <= cap else None
 
     def counts(self, tenant: str | None = None) -> TaskCounts:
         rows = (

@@ -67,6 +67,9 @@ tasks = Table(
     # How many pairs it adds (1 for a single task), so a tenant's quota of queued batch pairs
     # is summed from the index below without reading the pairs themselves.
     Column("pair_count", Integer(), nullable=False, server_default="1"),
+    # The worker that claimed the latest attempt (revision 0008), e.g. `high@host:4242`; set by
+    # the claim only, copied by the trigger into that attempt's row.
+    Column("worker", String(255)),
     CheckConstraint("type IN ('single', 'batch')", name="type"),
     CheckConstraint(
         "status IN ('queued', 'running', 'success', 'failed', 'cancelled')", name="status"
@@ -92,6 +95,9 @@ RUNNING_TASK = tasks.c.status == RUNNING
 Index("ix_tasks_status_id", tasks.c.status, tasks.c.id)
 Index("ix_tasks_type_id", tasks.c.type, tasks.c.id)
 Index("ix_tasks_priority_id", tasks.c.priority, tasks.c.id)
+# Lists by creation window (revision 0009): one probe per end of the window finds the ids it
+# lies between (ids grow with creation times); the page itself then walks the indexes above.
+Index("ix_tasks_created_at", tasks.c.created_at)
 # A tenant's list (every list but an admin's): its ids newest first, as the primary key serves
 # the unfiltered one.
 Index("ix_tasks_tenant_id", tasks.c.tenant, tasks.c.id)
@@ -221,6 +227,8 @@ task_attempts = Table(
     Column("finished_at", UtcDateTime()),
     Column("outcome", String(16)),
     Column("error", Text()),
+    # Who ran it (revision 0008): the claim's worker; null for attempts recorded before it.
+    Column("worker", String(255)),
     sqlite_autoincrement=True,
 )
 Index("ix_task_attempts_task_id", task_attempts.c.task_id)

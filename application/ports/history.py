@@ -17,7 +17,8 @@ class Attempt:
     """One execution of a task. `number` is the task's attempt count at its claim (a manual
     retry counts from 1 again); `outcome` (success, retried, failed, lost or released),
     `finished_at` and `error` are None while it runs. `scheduled_for` is when the task was due,
-    so `lateness` is how late it started."""
+    so `lateness` is how late it started. `worker` names who claimed it (None if the claim
+    named no worker)."""
 
     task_id: int
     number: int
@@ -28,6 +29,7 @@ class Attempt:
     finished_at: datetime | None
     outcome: AttemptResult | None
     error: str | None
+    worker: str | None = None
 
     @property
     def lateness(self) -> timedelta:

@@ -14,22 +14,52 @@ from application.ports.idempotency import IdempotencyKeys
 from domain.priority import Priority
 from domain.task import Task, TaskStatus, TaskType
 
+# With a creation window, a list's total cannot come from the exact counts (kept per status,
+# priority and type only): it is counted from the window's tasks when the window holds at most
+# this many tasks of any kind (a bounded walk), and is unknown (None) otherwise. Read at each
+# call, so a test may lower it.
+COUNT_CAP = 20_000
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskFilter:
+    """Which tasks a list or a bulk move takes: every given field must match. The creation
+    window is half open: `created_after <= created_at < created_before`, either end optional;
+    both are aware datetimes."""
+
     status: TaskStatus | None = None
     type: TaskType | None = None
     priority: Priority | None = None
     # Only this tenant's tasks; None: every tenant's (an admin's list).
     tenant: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+    @property
+    def by_creation_time(self) -> bool:
+        return self.created_after is not None or self.created_before is not None
+
+    def created_within(self, created_at: datetime) -> bool:
+        """Whether a task created at `created_at` is inside the creation window."""
+        return (self.created_after is None or created_at >= self.created_after) and (
+            self.created_before is None or created_at < self.created_before
+        )
 
     def matches(self, status: TaskStatus, priority: Priority, type: TaskType) -> bool:
-        """Whether tasks of this (status, priority, type) pass the filter (the tenant aside)."""
+        """Whether tasks of this (status, priority, type) pass the filter (the tenant and the
+        creation window aside)."""
         return (
             (self.status is None or self.status is status)
             and (self.priority is None or self.priority is priority)
             and (self.type is None or self.type is type)
         )
+
+
+def check_creation_window(task_filter: TaskFilter) -> None:
+    """Raise ValueError if a creation bound has no time zone (an instant is needed)."""
+    for bound in (task_filter.created_after, task_filter.created_before):
+        if bound is not None and bound.utcoffset() is None:
+            raise ValueError(f"a creation bound needs its time zone: {bound.isoformat()}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +72,12 @@ class QueuedLoad:
 
 @dataclass(frozen=True, slots=True)
 class TaskPage:
-    """`items` newest first; `total` counts every matching task, on all pages; `next_before_id`
-    is the cursor of the next page (pass it as `before_id`), None when this page is the last."""
+    """`items` newest first; `total` counts every matching task, on all pages (None: not
+    counted, the filter's creation window holds more than COUNT_CAP tasks); `next_before_id` is
+    the cursor of the next page (pass it as `before_id`), None when this page is the last."""
 
     items: list[Task]
-    total: int
+    total: int | None
     next_before_id: int | None = None
 
 
@@ -93,13 +124,22 @@ class TaskRepository(Protocol):
 
         Raises ConcurrentModification if someone else changed the task since it was read."""
 
-    def claim(self, task_id: int, dispatch_no: int, now: datetime, lease: timedelta) -> Task | None:
+    def claim(
+        self,
+        task_id: int,
+        dispatch_no: int,
+        now: datetime,
+        lease: timedelta,
+        *,
+        worker: str | None = None,
+    ) -> Task | None:
         """Claim a task for one attempt in a single conditional write: `Task.claim`'s rule and
         effect, nothing more. A queued task whose dispatch number is `dispatch_no` becomes
         running, its attempt counted, started at `now`, its lease running until `now + lease`,
-        its version incremented; that task is returned. Otherwise (unknown id, not queued,
-        another dispatch number: a stale or duplicate message) nothing changes and the answer
-        is None.
+        claimed by `worker` (a name, at most 255 characters), its version incremented; that
+        task is returned. The attempt the store records (TaskHistory) names that worker.
+        Otherwise (unknown id, not queued, another dispatch number: a stale or duplicate
+        message) nothing changes and the answer is None.
 
         It never raises ConcurrentModification: no read precedes the write, and of concurrent
         claims of one dispatch exactly one gets the task."""
@@ -119,7 +159,12 @@ class TaskRepository(Protocol):
         of the row only makes it wait for that writer's commit."""
 
     def claim_all(
-        self, dispatches: Sequence[tuple[int, int]], now: datetime, lease: timedelta
+        self,
+        dispatches: Sequence[tuple[int, int]],
+        now: datetime,
+        lease: timedelta,
+        *,
+        worker: str | None = None,
     ) -> list[Task]:
         """`claim` of every `(task id, dispatch number)` of a message in a single conditional
         write, each row checked on its own: those claimed are returned (in any order), the
@@ -138,7 +183,12 @@ class TaskRepository(Protocol):
         """A page of at most `limit` matching tasks, newest first, skipping `offset` of them;
         with `before_id`, only tasks whose id is below it (a keyset page: its cost does not
         grow with how deep it is, as an offset's does). `total` counts every matching task and
-        comes from the exact counts, never from a scan (see `counts`)."""
+        comes from the exact counts, never from a scan (see `counts`); with a creation window,
+        from the window's tasks if it holds at most COUNT_CAP of them (else None). A creation
+        window costs what a page without it does, whatever its position in a table of any size:
+        the store may
+        rely on ids growing with creation times (a task created more than a few seconds after
+        another has a higher id; see the adapter for its bound)."""
 
     def counts(self, tenant: str | None = None) -> TaskCounts:
         """How many tasks there are per (status, priority, type), every tenant's or only

@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from application.errors import TaskNotFound
 from application.ports import TaskFilter, UnitOfWork
+from application.ports.repository import check_creation_window
 from application.use_cases.cancel_task import CancelTask
 from application.use_cases.change_priority import ChangePriority, ChangePriorityRequest
 from application.use_cases.retry_task import RetryTask
@@ -36,11 +37,12 @@ class BulkMoveRequest:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BulkMoveReport:
-    """`matched`: the tasks the filter matched when the call began (the exact counts). Not a
-    dry run: `moved` were moved, `skipped` could not be (the state machine refused the move, or
-    the task was pruned meanwhile); `more` is true when the limit stopped the walk early."""
+    """`matched`: the tasks the filter matched when the call began (the exact counts; with a
+    creation window, counted if it holds at most COUNT_CAP tasks, else None). Not a dry run:
+    `moved` were moved, `skipped` could not be (the state machine refused the move, or the task
+    was pruned meanwhile); `more` is true when the limit stopped the walk early."""
 
-    matched: int
+    matched: int | None
     dry_run: bool
     moved: int = 0
     skipped: int = 0
@@ -52,7 +54,7 @@ class BulkMove:
     its own use case (RetryTask, CancelTask, ChangePriority), so each move keeps every rule a
     single one does: its own transaction, row lock, state machine and publication. A dry run
     only counts the matches. Needs the admin scope (Forbidden); ValueError if change_priority
-    lacks its priority."""
+    lacks its priority or a creation bound its time zone."""
 
     def __init__(
         self,
@@ -68,6 +70,7 @@ class BulkMove:
 
     def execute(self, request: BulkMoveRequest) -> BulkMoveReport:
         request.principal.require(Scope.ADMIN)
+        check_creation_window(request.filter)
         move = self._move(request)
         task_filter = replace(request.filter, tenant=request.principal.visible_tenant)
         with self._uow:

@@ -80,6 +80,9 @@ class ExecuteTask:
     counted), so the message's attempts end well within the leases and before Celery's soft
     time limit (at least half the lease) interrupts one of them.
 
+    The claims name `worker` (this process, as the entry point names it), so each attempt the
+    store records says who ran it.
+
     Each attempt is reported to `metrics`: its start (lateness, wait, and whether a task of a
     higher priority was left waiting, one indexed read per message), then its result and run
     time."""
@@ -92,8 +95,10 @@ class ExecuteTask:
         retry: RetryPolicy,
         lease: timedelta,
         metrics: Metrics | None = None,
+        worker: str | None = None,
     ) -> None:
         self._uow = uow
+        self._worker = worker
         self._metrics = metrics or NullMetrics()
         self._clock = clock
         self._arithmetic = arithmetic
@@ -141,7 +146,9 @@ class ExecuteTask:
         for request in requests:
             first.setdefault(request.task_id, request.dispatch_no)
         with self._uow.one_write():
-            claimed = self._uow.tasks.claim_all(list(first.items()), now, self._lease)
+            claimed = self._uow.tasks.claim_all(
+                list(first.items()), now, self._lease, worker=self._worker
+            )
             self._uow.commit()
         return {task.id: task for task in claimed}
 

@@ -43,6 +43,7 @@ class Reason:
     queue: str | None = None
     since: datetime | None = None
     lease_until: datetime | None = None
+    worker: str | None = None
     attempts: int | None = None
     max_attempts: int | None = None
     error: str | None = None
@@ -65,8 +66,8 @@ class ExplainTask:
       bound of those ahead of it: its own may be among them);
     - any queued task whose queue no worker consumes: `no_consumer`; broker unreachable:
       `broker_unreachable` (the task is safe in the store, see docs/architecture.md);
-    - running: `running` since T, lease until T (`lease_expired` once it ran out: the
-      dispatcher hands the task on);
+    - running: `running` on worker W since T, lease until T (`lease_expired` once it ran out:
+      the dispatcher hands the task on);
     - finished: `failed` (error, attempts), `cancelled`, `succeeded`.
 
     The principal needs tasks:read; another tenant's task is TaskNotFound, as in GetTask."""
@@ -148,15 +149,18 @@ def _not_queued(task: Task, now: datetime) -> Reason:
     if task.status is TaskStatus.RUNNING:
         assert task.started_at is not None and task.lease_expires_at is not None
         expired = task.lease_expired(now)
+        on = f" on worker {task.worker}" if task.worker else ""
         return Reason(
             code=ReasonCode.LEASE_EXPIRED if expired else ReasonCode.RUNNING,
             detail=(
-                "its worker was lost; the dispatcher hands it on"
+                f"its worker{on.removeprefix(' on worker')} was lost; the dispatcher hands it on"
                 if expired
-                else f"running attempt {task.attempts} of {task.max_attempts}"
+                else f"running attempt {task.attempts} of {task.max_attempts}{on} since "
+                f"{task.started_at.isoformat()}, lease until {task.lease_expires_at.isoformat()}"
             ),
             since=task.started_at,
             lease_until=task.lease_expires_at,
+            worker=task.worker,
             attempts=task.attempts,
             max_attempts=task.max_attempts,
         )

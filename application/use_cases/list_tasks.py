@@ -3,6 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from application.ports import TaskFilter, TaskPage, UnitOfWork
+from application.ports.repository import check_creation_window
 from domain.access import BUILT_IN, Principal, Scope
 
 
@@ -17,11 +18,13 @@ class ListTasksRequest:
 
 
 class ListTasks:
-    """A page of tasks, newest first, optionally filtered by status, type and priority, with
-    the number of all matching tasks (from the exact counts, kept per tenant too) and the cursor
-    of the next page. No filter means every task the principal may see: its tenant's, or every
-    tenant's for an admin. The principal needs tasks:read (Forbidden). Raises ValueError for a
-    limit below 1, a negative offset or a cursor below 1."""
+    """A page of tasks, newest first, optionally filtered by status, type, priority and
+    creation window, with the number of all matching tasks (from the exact counts, kept per
+    tenant too; with a creation window, counted if the window holds at most COUNT_CAP tasks)
+    and the cursor of the next page. No filter means every task the principal may see: its
+    tenant's, or every tenant's for an admin. The principal needs tasks:read (Forbidden).
+    Raises ValueError for a limit below 1, a negative offset, a cursor below 1 or a creation
+    bound without a time zone."""
 
     def __init__(self, uow: UnitOfWork) -> None:
         self._uow = uow
@@ -32,6 +35,7 @@ class ListTasks:
         request.principal.require(Scope.READ)
         if request.before_id is not None and request.before_id < 1:
             raise ValueError("before_id must be positive")
+        check_creation_window(request.filter)
         task_filter = replace(request.filter, tenant=request.principal.visible_tenant)
         with self._uow:
             return self._uow.tasks.page(

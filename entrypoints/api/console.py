@@ -90,6 +90,8 @@ async def bulk_move(
             status=body.filter.status,
             type=body.filter.type,
             priority=None if body.filter.priority is None else Priority(body.filter.priority),
+            created_after=body.filter.created_after,
+            created_before=body.filter.created_before,
         ),
         priority=None if body.priority is None else Priority(body.priority),
         dry_run=body.dry_run,

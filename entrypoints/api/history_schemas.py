@@ -17,7 +17,7 @@ from application.use_cases import (
     ReasonCode,
 )
 from domain.task import TaskStatus, TaskType
-from entrypoints.api.schemas import PRIORITY_SCHEMA, PriorityValue, UtcDatetime
+from entrypoints.api.schemas import PRIORITY_SCHEMA, Instant, PriorityValue, UtcDatetime
 
 Priority = Annotated[int, WithJsonSchema(PRIORITY_SCHEMA)]
 T0 = "2026-12-01T10:00:00.000000+00:00"
@@ -37,7 +37,7 @@ class AttemptOut(BaseModel):
                     "lateness_ms": 4,
                     "outcome": "success",
                     "error": None,
-                    "worker": None,
+                    "worker": "high@box:4242",
                 }
             ]
         }
@@ -60,7 +60,8 @@ class AttemptOut(BaseModel):
     error: str | None = Field(default=None, description="What the attempt raised.")
     worker: str | None = Field(
         default=None,
-        description="Not recorded yet (the task's row does not name its worker): always null.",
+        description="Who ran it: the worker's Celery node name and the id of its process that "
+        "ran the attempt, `<node>:<pid>`; null if the claim named no worker.",
     )
 
     @classmethod
@@ -75,7 +76,7 @@ class AttemptOut(BaseModel):
             lateness_ms=round(attempt.lateness.total_seconds() * 1000),
             outcome=attempt.outcome,
             error=attempt.error,
-            worker=None,
+            worker=attempt.worker,
         )
 
 
@@ -104,6 +105,9 @@ class ReasonOut(BaseModel):
     queue: str | None = None
     since: UtcDatetime | None = Field(default=None, description="Start of the running attempt.")
     lease_until: UtcDatetime | None = None
+    worker: str | None = Field(
+        default=None, description="The worker running the attempt (`<node>:<pid>`), if named."
+    )
     attempts: int | None = None
     max_attempts: int | None = None
     error: str | None = None
@@ -201,6 +205,12 @@ class BulkFilter(BaseModel):
     status: TaskStatus | None = None
     type: TaskType | None = None
     priority: PriorityValue | None = None
+    created_after: Instant | None = Field(
+        default=None, description="Created at or after this instant (RFC 3339)."
+    )
+    created_before: Instant | None = Field(
+        default=None, description="Created before this instant (RFC 3339)."
+    )
 
 
 class BulkBody(BaseModel):
@@ -234,7 +244,10 @@ class BulkOut(BaseModel):
         }
     )
 
-    matched: int = Field(description="Tasks matching the filter when the call began.")
+    matched: int | None = Field(
+        description="Tasks matching the filter when the call began; with a creation time in "
+        "the filter, counted as the list's `total` is: null when not counted."
+    )
     dry_run: bool
     moved: int
     skipped: int = Field(description="Matched, but the state machine refused the move.")

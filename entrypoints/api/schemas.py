@@ -4,10 +4,19 @@ Input is strict: operands and priorities are JSON integers, never booleans, floa
 that look like numbers; unknown fields are rejected, so a typo such as "priorty" is a 422 rather
 than a silently ignored field."""
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, with_config
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    with_config,
+)
 from typing_extensions import TypedDict
 
 from domain.priority import Priority
@@ -41,6 +50,37 @@ UtcDatetime = Annotated[
     datetime,
     PlainSerializer(_iso_utc, return_type=str),
     WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+
+# An RFC 3339 date-time, as its grammar has it (section 5.6): a full date, "T", a full time with
+# optional fractions and a mandatory offset ("Z" or +hh:mm). Stricter than ISO 8601 parsers, which
+# also take dates alone, week dates, missing offsets or Unix timestamps.
+RFC3339_PATTERN = r"^(\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+_RFC3339 = re.compile(RFC3339_PATTERN)
+
+
+def _instant(value: object) -> datetime:
+    """An RFC 3339 date-time as an aware UTC datetime; ValueError for anything else (an
+    impossible date or time included). Fractions beyond microseconds are dropped."""
+    found = _RFC3339.match(value) if isinstance(value, str) else None
+    if found is None:
+        raise ValueError("an RFC 3339 date-time is expected, e.g. 2026-12-01T10:00:00Z")
+    date_time, fraction, offset = found.groups()
+    text = date_time.upper() + (fraction or "")[:7] + offset.upper()
+    try:
+        return datetime.fromisoformat(text).astimezone(UTC)
+    except (ValueError, OverflowError) as error:
+        raise ValueError(f"{value!r} is not a valid date-time: {error}") from None
+
+
+# A query or body field holding an instant: strict RFC 3339, always with an offset.
+Instant = Annotated[
+    datetime,
+    BeforeValidator(_instant),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "pattern": RFC3339_PATTERN},
+    ),
 ]
 
 
@@ -157,7 +197,12 @@ class TaskOut(BaseModel):
 
 class TaskPageOut(BaseModel):
     items: list[TaskOut] = Field(description="Newest first.")
-    total: int = Field(description="How many tasks match the filters, over all pages.")
+    total: int | None = Field(
+        description="How many tasks match the filters, over all pages: exact, from the counts "
+        "kept per status, priority and type. With `created_after` or `created_before`, counted "
+        "from the window's tasks if it holds at most 20,000 tasks (of any kind); null (not "
+        "counted) otherwise."
+    )
     limit: int
     offset: int
     next: int | None = Field(

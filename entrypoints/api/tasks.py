@@ -45,6 +45,7 @@ from entrypoints.api.schemas import (
     ChangePriorityBody,
     CreateBatchBody,
     CreateTaskBody,
+    Instant,
     TaskOut,
     TaskPageOut,
 )
@@ -188,11 +189,24 @@ def list_tasks(
             "`next`). A deep page costs what the first one does.",
         ),
     ] = None,
+    created_after: Annotated[
+        Instant | None,
+        Query(
+            description="Only tasks created at or after this instant (RFC 3339 date-time with "
+            "its offset, e.g. `2026-12-01T10:00:00Z`)."
+        ),
+    ] = None,
+    created_before: Annotated[
+        Instant | None,
+        Query(description="Only tasks created before this instant (RFC 3339, as above)."),
+    ] = None,
 ) -> TaskPageOut:
     task_filter = TaskFilter(
         status=status,
         type=task_type,
         priority=priority,
+        created_after=created_after,
+        created_before=created_before,
     )
     page = list_.execute(
         ListTasksRequest(

@@ -15,10 +15,10 @@ from domain.task import Task, TaskStatus
 from tests.contract.repository_contract import LEASE, NOW, RETRY, SCHEDULE, added, single, stored
 
 
-def _claim(uow: UnitOfWork, task_id: int, at: timedelta) -> Task:
+def _claim(uow: UnitOfWork, task_id: int, at: timedelta, worker: str | None = None) -> Task:
     task = stored(uow, task_id)
     with uow:
-        claimed = uow.tasks.claim(task_id, task.dispatch_no, NOW + at, LEASE)
+        claimed = uow.tasks.claim(task_id, task.dispatch_no, NOW + at, LEASE, worker=worker)
         uow.commit()
     assert claimed is not None
     return claimed
@@ -41,10 +41,11 @@ class TaskHistoryContract:
         self, uow: UnitOfWork
     ) -> None:
         (task_id,) = added(uow, single(priority=Priority.HIGH))
-        claimed = _claim(uow, task_id, timedelta(seconds=2))
+        claimed = _claim(uow, task_id, timedelta(seconds=2), worker="high@box:4242")
         with uow:
             (running,) = uow.history.attempts(task_id)
         assert (running.number, running.dispatch_no, running.priority) == (1, 1, Priority.HIGH)
+        assert running.worker == "high@box:4242"
         assert running.started_at == NOW + timedelta(seconds=2)
         assert running.lateness == timedelta(seconds=2)  # due at NOW: priority 1 has no delay
         assert (running.finished_at, running.outcome, running.error) == (None, None, None)
@@ -55,6 +56,22 @@ class TaskHistoryContract:
             (done,) = uow.history.attempts(task_id)
         assert done.finished_at == NOW + timedelta(seconds=3)
         assert (done.outcome, done.error) == (AttemptResult.SUCCESS, None)
+        assert done.worker == "high@box:4242"
+
+    def test_each_attempt_names_the_worker_of_its_own_claim(self, uow: UnitOfWork) -> None:
+        (task_id,) = added(uow, single(priority=Priority.HIGH))
+        first = _claim(uow, task_id, timedelta(0), worker="high@a:1")
+        first.fail_attempt(1, TaskFailure("boom"), NOW + timedelta(seconds=1), RETRY)
+        _outcome(uow, first, 1)
+        second = _claim(uow, task_id, timedelta(seconds=5), worker="high-2@b:2")
+        unnamed_id, *_ = added(uow, single(priority=Priority.HIGH))
+        _claim(uow, unnamed_id, timedelta(0))
+        with uow:
+            attempts = uow.history.attempts(task_id)
+            (unnamed,) = uow.history.attempts(unnamed_id)
+        assert [a.worker for a in attempts] == ["high@a:1", "high-2@b:2"]
+        assert stored(uow, task_id).worker == second.worker == "high-2@b:2"
+        assert unnamed.worker is None
 
     def test_a_released_claim_closes_its_attempt_as_released_without_an_error(
         self, uow: UnitOfWork

@@ -182,10 +182,13 @@ class TaskRepositoryContract:
         for task in (fresh, retried):
             assert task.id is not None
             expected = stored(uow, task.id)
-            expected.claim(expected.dispatch_no, when, LEASE)  # the entity's rule and effect
+            # the entity's rule and effect
+            expected.claim(expected.dispatch_no, when, LEASE, worker="low@box:42")
             expected.version += 1
             with uow:
-                claimed = uow.tasks.claim(task.id, task.dispatch_no, when, LEASE)
+                claimed = uow.tasks.claim(
+                    task.id, task.dispatch_no, when, LEASE, worker="low@box:42"
+                )
                 uow.commit()
             assert claimed is not None
             assert asdict(claimed) == asdict(expected)
@@ -193,6 +196,7 @@ class TaskRepositoryContract:
             assert claimed.status is TaskStatus.RUNNING
             assert claimed.attempts == task.attempts + 1
             assert (claimed.started_at, claimed.lease_expires_at) == (when, when + LEASE)
+            assert claimed.worker == "low@box:42"
 
     def test_claim_refuses_what_task_claim_refuses_and_changes_nothing(
         self, uow: UnitOfWork
@@ -339,13 +343,13 @@ class TaskRepositoryContract:
         entries = [(task_id, 1) for task_id in ids] + [(10**12, 1)]  # and an unknown id
         when = NOW + timedelta(seconds=3)
         with uow.one_write():
-            claimed = uow.tasks.claim_all(entries, when, LEASE)
+            claimed = uow.tasks.claim_all(entries, when, LEASE, worker="high@box:7")
             uow.commit()
         assert sorted(task.id or 0 for task in claimed) == sorted(t.id or 0 for t in live)
         for task in claimed:
             assert task.id is not None
             expected = before[task.id]
-            expected.claim(1, when, LEASE)
+            expected.claim(1, when, LEASE, worker="high@box:7")
             expected.version += 1
             assert asdict(task) == asdict(expected)
             assert asdict(stored(uow, task.id)) == asdict(expected)

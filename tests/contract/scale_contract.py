@@ -4,11 +4,13 @@ pages, retention. Subclass `ScaleContract` with a `uow` fixture holding an empty
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from application.ports import TaskFilter, UnitOfWork
+from application.ports import repository as repository_port
 from domain.errors import TaskFailure
 from domain.priority import Priority
 from domain.task import Task, TaskStatus, TaskType
@@ -213,3 +215,84 @@ class ScaleContract:
         assert {key: n for key, n in everyone.items() if n} == real_counts(uow)
         assert totals == {"acme": 2, "globex": 1, "default": 1, "initech": 0}
         assert acme_cancelled == 2
+
+
+class CreationWindowContract:
+    """A list by creation time: `created_after <= created_at < created_before`, beside the other
+    filters and the cursor. Subclass with a `uow` fixture holding an empty store."""
+
+    def test_a_window_is_half_open_and_combines_with_filters_and_cursor(
+        self, uow: UnitOfWork
+    ) -> None:
+        minutes = range(6)
+        ids = added(
+            uow, *(single(i, i, Priority(1 + i % 2), NOW + timedelta(minutes=i)) for i in minutes)
+        )
+        window = TaskFilter(
+            created_after=NOW + timedelta(minutes=1), created_before=NOW + timedelta(minutes=4)
+        )
+        with uow:
+            page = uow.tasks.page(window, 10, 0)
+            high = uow.tasks.page(replace(window, priority=Priority.HIGH), 10, 0)
+            first = uow.tasks.page(window, 2, 0)
+            rest = uow.tasks.page(window, 2, 0, before_id=first.next_before_id)
+            since = uow.tasks.page(TaskFilter(created_after=NOW + timedelta(minutes=5)), 10, 0)
+        assert [t.id for t in page.items] == [ids[3], ids[2], ids[1]] and page.total == 3
+        assert [t.id for t in high.items] == [ids[2]] and high.total == 1
+        assert [t.id for t in first.items + rest.items] == [ids[3], ids[2], ids[1]]
+        assert rest.next_before_id is None and first.total == rest.total == 3
+        assert [t.id for t in since.items] == [ids[5]]
+
+    def test_tasks_stored_out_of_creation_order_are_found_by_their_creation_time(
+        self, uow: UnitOfWork
+    ) -> None:
+        """Ids follow the INSERTs, creation times the creators' clocks: two API processes can
+        store a task created a few seconds earlier after a later one."""
+        old, later, earlier, new = added(
+            uow,
+            single(now=NOW - HOUR),
+            single(now=NOW + timedelta(seconds=5)),
+            single(now=NOW + timedelta(seconds=3)),  # stored after, created before
+            single(now=NOW + HOUR),
+        )
+        split = NOW + timedelta(seconds=4)
+        with uow:
+            from_split = uow.tasks.page(TaskFilter(created_after=split), 10, 0).items
+            to_split = uow.tasks.page(TaskFilter(created_before=split), 10, 0).items
+            inner = TaskFilter(created_after=NOW, created_before=NOW + timedelta(minutes=1))
+            both = uow.tasks.page(inner, 10, 0).items
+        assert [t.id for t in from_split] == [new, later]
+        assert [t.id for t in to_split] == [earlier, old]
+        assert [t.id for t in both] == [earlier, later]
+
+    def test_a_window_to_the_ends_of_the_calendar_holds_every_task(self, uow: UnitOfWork) -> None:
+        ids = added(uow, single(), single(now=NOW + HOUR))
+        everything = TaskFilter(
+            created_after=datetime.min.replace(tzinfo=UTC),
+            created_before=datetime.max.replace(tzinfo=UTC),
+        )
+        with uow:
+            page = uow.tasks.page(everything, 10, 0)
+        assert [t.id for t in page.items] == ids[::-1] and page.total == 2
+
+    def test_the_total_of_a_window_is_counted_if_the_window_holds_at_most_the_cap(
+        self, uow: UnitOfWork, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(repository_port, "COUNT_CAP", 2)
+        added(
+            uow,
+            *(single(now=NOW + timedelta(seconds=i)) for i in range(3)),
+            single(priority=Priority.HIGH, now=NOW + timedelta(seconds=3)),
+        )
+        wide, narrow = NOW, NOW + timedelta(seconds=2)
+        with uow:
+            over = uow.tasks.page(TaskFilter(created_after=wide), 1, 0)
+            few_of_many = uow.tasks.page(
+                TaskFilter(priority=Priority.HIGH, created_after=wide), 1, 0
+            )
+            at_cap = uow.tasks.page(TaskFilter(created_after=narrow), 1, 0)
+            one = uow.tasks.page(TaskFilter(priority=Priority.HIGH, created_after=narrow), 9, 0)
+            unbounded = uow.tasks.page(TaskFilter(), 1, 0)  # the exact counts, never capped
+        assert over.total is None and len(over.items) == 1 and over.next_before_id is not None
+        assert few_of_many.total is None and len(few_of_many.items) == 1
+        assert (at_cap.total, one.total, unbounded.total) == (2, 1, 4)

@@ -15,7 +15,7 @@ from domain.task import TaskStatus
 from tests.contract.history_contract import TaskHistoryContract
 from tests.contract.idempotency_contract import IdempotencyKeysContract
 from tests.contract.repository_contract import NOW, TaskRepositoryContract, added, single, stored
-from tests.contract.scale_contract import ScaleContract
+from tests.contract.scale_contract import CreationWindowContract, ScaleContract
 from tests.contract.tenancy_contract import ApiKeysContract, TenancyContract
 
 
@@ -31,13 +31,13 @@ class TestSqliteRepository(TaskRepositoryContract):
         return sqlite_uow
 
 
-class TestPostgresScale(ScaleContract):
+class TestPostgresScale(ScaleContract, CreationWindowContract):
     @pytest.fixture
     def uow(self, pg_uow: SqlUnitOfWork) -> SqlUnitOfWork:
         return pg_uow
 
 
-class TestSqliteScale(ScaleContract):
+class TestSqliteScale(ScaleContract, CreationWindowContract):
     @pytest.fixture
     def uow(self, sqlite_uow: SqlUnitOfWork) -> SqlUnitOfWork:
         return sqlite_uow

@@ -4,7 +4,9 @@ written to the test's artifacts folder (its tmp_path, named in the output)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -57,13 +59,30 @@ class TestEventsOnPostgresAndRedis(EventScenarios):
 
 
 def _search(page: Page, **fields: str) -> None:
-    for name in ("id", "status", "priority", "type"):
-        selector = f"#filter-{name}"
-        if name == "id":
-            page.fill(selector, fields.get(name, ""))
-        else:
+    for name in ("id", "status", "priority", "type", "created_after", "created_before"):
+        selector = f"#filter-{name.replace('_', '-')}"
+        if name in ("status", "priority", "type"):
             page.select_option(selector, fields.get(name, ""))
+        else:
+            page.fill(selector, fields.get(name, ""))
     page.click("#filters button[type=submit]")
+
+
+def _local_second(page: Page, instant: datetime) -> str:
+    """The whole second of `instant` in the browser's local time, as its date-time pickers take
+    it (they hold local time; the page sends the instant in UTC)."""
+    return str(
+        page.evaluate(
+            """(ms) => { const d = new Date(ms), p = (n) => String(n).padStart(2, "0");
+            return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T` +
+                   `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`; }""",
+            int(instant.timestamp()) * 1000,
+        )
+    )
+
+
+def _listed(page: Page, task_id: int) -> bool:
+    return page.locator(f'tr[data-task-id="{task_id}"]').count() == 1
 
 
 def _row_status(page: Page, task_id: int, status: str) -> None:
@@ -121,6 +140,8 @@ def test_a_failed_task_is_retried_from_its_page(
     )
     assert system.task(task["id"])["result"] == 42
     assert page.locator("#attempts tbody tr").count() == 4
+    workers = page.locator("#attempts tbody td.worker").all_inner_texts()
+    assert len(workers) == 4 and all(w.startswith("high") and "@" in w for w in workers), workers
     page.screenshot(path=str(artifacts / "retried.png"), full_page=True)
 
 
@@ -137,6 +158,34 @@ def test_a_bulk_cancel_by_filter_after_its_dry_run(system: RunningSystem, page: 
     moved, skipped = (int(word) for word in page.inner_text("#bulk-result").split()[::2][:2])
     assert moved + skipped == matched and moved >= len(mine)
     assert all(system.task(task_id)["status"] == "cancelled" for task_id in mine)
+
+
+def test_a_search_by_creation_time_then_a_bulk_cancel_of_that_window(
+    system: RunningSystem, page: Page
+) -> None:
+    earlier = system.create(1, 2, priority=3)
+    # The pickers hold whole seconds: the later task is created in a later second.
+    created = datetime.fromisoformat(earlier["created_at"])
+    time.sleep(1 - created.microsecond / 1_000_000)
+    later = system.create(3, 4, priority=3)
+    split = _local_second(page, datetime.fromisoformat(later["created_at"]))
+
+    _search(page, priority="3", created_after=split)
+    # Listed unfiltered at first: gone once the search answered.
+    page.wait_for_selector(f'tr[data-task-id="{earlier["id"]}"]', state="detached", timeout=WAIT_MS)
+    assert _listed(page, later["id"])
+    assert page.inner_text("#total") == "1 matching tasks"
+    _search(page, priority="3", created_before=split)
+    page.wait_for_selector(f'tr[data-task-id="{earlier["id"]}"]', timeout=WAIT_MS)
+    assert not _listed(page, later["id"])
+
+    _search(page, status="queued", priority="3", created_after=split)
+    page.click("#bulk-dry-run")
+    page.wait_for_selector("#bulk-count:has-text('1 tasks match')", timeout=WAIT_MS)
+    page.click("#bulk-apply")
+    page.wait_for_selector("#bulk-result:has-text('1 moved')", timeout=WAIT_MS)
+    assert system.task(later["id"])["status"] == "cancelled"
+    assert system.task(earlier["id"])["status"] != "cancelled"
 
 
 def test_the_explain_panel_of_a_waiting_priority_3_task(

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.browser import offline_page
 from tests.system.harness import RunningSystem, keys_cli, new_key, system_on_postgres_and_redis
 from tests.system.idempotency_scenarios import RetrySafetyScenarios
 from tests.system.scenarios import CoreScenarios, assert_problem
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.system
 TASKS = "/api/v1/tasks"
 PEPPER = "system-test pepper"
 # High enough for the scenarios' bursts of creates; the limit tests restart the API lower.
+WAIT = 20_000  # ms, for the console's page to show what it is waiting for
 SETTINGS = {"AUTH": "required", "API_KEY_PEPPER": PEPPER, "RATE_LIMIT_CREATES_PER_SECOND": "1000"}
 
 
@@ -167,6 +169,35 @@ def test_the_rate_limit_and_the_quota_count_exactly(auth: AuthSystem) -> None:
         for name in ("RATE_LIMIT_BURST", "QUOTA_QUEUED_TASKS"):
             auth.env.pop(name, None)
         _restart_api(auth, RATE_LIMIT_CREATES_PER_SECOND="1000")
+
+
+def test_the_console_takes_an_admin_key_and_refuses_none_or_a_lesser_one(
+    auth: AuthSystem,
+) -> None:
+    admin, reader = auth.key("ops", "admin"), auth.key("viewer", "tasks:read")
+    task = auth.request("POST", TASKS, auth.key("shop"), json={"a": 5, "b": 6, "priority": 3})
+    overview = "/api/v1/console/overview"
+    assert_problem(auth.request("GET", overview, None), 401)
+    assert_problem(auth.request("GET", overview, reader), 403)
+    assert_problem(auth.request("POST", f"{TASKS}/bulk", reader, json={"action": "cancel"}), 403)
+
+    base = auth.system.base_url
+    with offline_page(base) as browser:
+        page = browser.page
+        page.goto(f"{base}/dashboard")  # the page holds no data: served without a key
+        refused = page.wait_for_selector("#error:has-text('needs an admin API key')", timeout=WAIT)
+        assert refused is not None and "401" in refused.inner_text()
+        for key, said in ((reader, "lacks the admin scope"), (admin, None)):
+            page.fill("#api-key", key)
+            page.click("#key-form button[type=submit]")
+            if said is not None:
+                refused = page.wait_for_selector(f"#error:has-text('{said}')", timeout=WAIT)
+                assert refused is not None and "403" in refused.inner_text()
+                assert page.locator(".panel").count() == 0
+        page.wait_for_selector(f'tr[data-task-id="{task.json()["id"]}"]', timeout=WAIT)
+        page.wait_for_selector("#live.on", timeout=WAIT)  # the event stream took the key too
+        assert page.locator(".panel").count() == 3 and page.locator("#error").is_hidden()
+        assert browser.blocked == []
 
 
 def test_no_key_appears_in_any_log(auth: AuthSystem) -> None:

@@ -3,7 +3,7 @@ import pytest
 from tests.contract.history_contract import TaskHistoryContract
 from tests.contract.idempotency_contract import IdempotencyKeysContract
 from tests.contract.repository_contract import TaskRepositoryContract
-from tests.contract.scale_contract import ScaleContract
+from tests.contract.scale_contract import CreationWindowContract, ScaleContract
 from tests.contract.tenancy_contract import ApiKeysContract, TenancyContract
 from tests.fakes import FakeUnitOfWork
 
@@ -32,7 +32,7 @@ class TestInMemoryApiKeys(ApiKeysContract):
         return FakeUnitOfWork()
 
 
-class TestInMemoryScale(ScaleContract):
+class TestInMemoryScale(ScaleContract, CreationWindowContract):
     @pytest.fixture
     def uow(self) -> FakeUnitOfWork:
         return FakeUnitOfWork()

@@ -1,11 +1,13 @@
 """Worker node names: stable across restarts, unique among live workers of a queue on a host."""
 
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from adapters.broker.app import create_celery_app
-from entrypoints.node_names import NodeIndex, is_node_of, node_name
+from entrypoints.node_names import NodeIndex, attempt_worker, is_node_of, node_name
 
 BROKER = "redis://127.0.0.1:6379/1"
 
@@ -13,6 +15,11 @@ BROKER = "redis://127.0.0.1:6379/1"
 def test_the_first_worker_of_a_queue_is_named_after_the_queue_alone() -> None:
     assert node_name("high", 1) == "high@%h"
     assert node_name("high", 2, "box") == "high-2@box"
+
+
+def test_an_attempt_records_the_node_with_its_host_filled_in_and_the_process_id() -> None:
+    assert attempt_worker(node_name("low", 2)) == f"low-2@{socket.gethostname()}:{os.getpid()}"
+    assert len(attempt_worker("x" * 300 + "@%h")) == 255
 
 
 def test_a_second_live_worker_takes_the_next_index_and_a_restart_gets_its_own_back(

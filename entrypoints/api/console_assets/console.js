@@ -29,10 +29,17 @@ async function call(method, path, body) {
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
     const detail = data.detail || response.statusText;
-    throw new Error(response.status + " " + (data.title || "") + ": " + detail);
+    const said = response.status + " " + (data.title || "") + ": " + detail;
+    throw new Error((KEY_ADVICE[response.status] || "") + said);
   }
   return data;
 }
+
+// What the operator can do about a refused key (AUTH=required), before the API's own words.
+const KEY_ADVICE = {
+  401: "This console needs an admin API key: enter it above. ",
+  403: "This key lacks the admin scope the console needs: enter an admin key above. ",
+};
 
 function cell(row, text, className) {
   const td = document.createElement("td");
@@ -100,7 +107,17 @@ function readFilter() {
     const value = $("filter-" + name).value;
     if (value) filter[name] = name === "priority" ? Number(value) : value;
   }
+  // The pickers hold the browser's local time; the API takes an instant (RFC 3339, UTC here).
+  for (const name of ["created_after", "created_before"]) {
+    const value = $("filter-" + name.replace("_", "-")).value;
+    if (value) filter[name] = new Date(value).toISOString();
+  }
   return filter;
+}
+
+// A creation window's total is not counted (null) when the window holds more than 20,000 tasks.
+function matching(total) {
+  return total === null ? "many (not counted)" : String(total);
 }
 
 function query(filter, beforeId) {
@@ -113,7 +130,7 @@ function query(filter, beforeId) {
 async function loadTasks() {
   const beforeId = state.cursors[state.cursors.length - 1];
   const page = await call("GET", query(state.filter, beforeId));
-  $("total").textContent = page.total + " matching tasks";
+  $("total").textContent = matching(page.total) + " matching tasks";
   state.next = page.next;
   $("next-page").disabled = page.next === null;
   const body = $("tasks").tBodies[0];
@@ -180,6 +197,7 @@ async function loadTask() {
     cell(row, time(attempt.finished_at));
     cell(row, attempt.lateness_ms + " ms");
     cell(row, attempt.outcome || "running");
+    cell(row, attempt.worker, "worker");
     cell(row, attempt.error);
     body.appendChild(row);
   }
@@ -206,7 +224,7 @@ function bulkBody(dryRun) {
 
 async function bulkDryRun() {
   const report = await call("POST", "/tasks/bulk", bulkBody(true));
-  $("bulk-count").textContent = report.matched + " tasks match";
+  $("bulk-count").textContent = matching(report.matched) + " tasks match";
   $("bulk-apply").disabled = false;
 }
 

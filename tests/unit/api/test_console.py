@@ -4,7 +4,10 @@ event stream, the panels, bulk moves, and the page itself."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
+
+from dependency_injector import providers
 
 from domain.errors import TaskFailure
 from tests.unit.api.conftest import Api
@@ -26,7 +29,8 @@ def _events(text: str) -> list[tuple[int, dict[str, Any]]]:
     return found
 
 
-def test_attempts_record_each_execution_with_its_lateness_and_outcome(api: Api) -> None:
+def test_attempts_record_each_execution_with_its_lateness_outcome_and_worker(api: Api) -> None:
+    api.container.worker_name.override(providers.Object("high@box:7"))
     task = api.create(priority=1)
     api.arithmetic.failures = [TaskFailure("flaky")]
     api.clock.advance(0.25)
@@ -44,7 +48,24 @@ def test_attempts_record_each_execution_with_its_lateness_and_outcome(api: Api) 
     assert (first["attempt"], first["outcome"], first["error"]) == (1, "retried", "flaky")
     assert first["lateness_ms"] == 250
     assert (second["attempt"], second["outcome"], second["error"]) == (2, "success", None)
-    assert second["dispatch_no"] == 2 and second["worker"] is None
+    assert second["dispatch_no"] == 2
+    assert first["worker"] == second["worker"] == "high@box:7"
+
+
+def test_explain_of_a_running_task_names_its_worker_start_and_lease(api: Api) -> None:
+    task = api.create(priority=1)
+    with api.uow:
+        api.uow.tasks.claim(task["id"], 1, api.clock.now(), timedelta(seconds=30), worker="w@h:1")
+        api.uow.commit()
+
+    (reason,) = api.client.get(f"{TASKS}/{task['id']}/explain").json()["reasons"]
+
+    assert (reason["code"], reason["worker"]) == ("running", "w@h:1")
+    assert reason["since"] == task["created_at"]
+    assert reason["lease_until"] == (api.clock.now() + timedelta(seconds=30)).isoformat()
+    assert "on worker w@h:1 since" in reason["detail"]
+    (attempt,) = api.client.get(f"{TASKS}/{task['id']}/attempts").json()["items"]
+    assert (attempt["worker"], attempt["outcome"]) == ("w@h:1", None)
 
 
 def test_attempts_of_a_missing_task_are_404(api: Api) -> None:
@@ -163,3 +184,19 @@ def test_the_page_and_its_assets_are_served_and_need_nothing_from_elsewhere(api:
         assert asset.status_code == 200 and asset.headers["content-type"].startswith(media_type)
         assert "https://" not in asset.text
     assert api.client.get("/dashboard/assets/other.js").status_code == 404
+
+
+def test_a_bulk_move_by_creation_time_counts_and_moves_only_the_window(api: Api) -> None:
+    for _ in range(3):  # at 12:00:00, 12:01:00 and 12:02:00
+        api.create(priority=3)
+        api.clock.advance(60)
+    window = {"created_after": "2026-01-01T12:01:00Z", "created_before": "2026-01-01T12:02:00Z"}
+    body = {"action": "cancel", "filter": window}
+
+    dry = api.client.post(f"{TASKS}/bulk", json=body).json()
+    done = api.client.post(f"{TASKS}/bulk", json={**body, "dry_run": False}).json()
+
+    assert (dry["matched"], done["moved"], done["skipped"]) == (1, 1, 0)
+    assert [t.status for t in api.uow.store.rows.values()] == ["queued", "cancelled", "queued"]
+    bad = api.client.post(f"{TASKS}/bulk", json={**body, "filter": {"created_after": 1}})
+    assert_problem(bad, 422, "validation-error")

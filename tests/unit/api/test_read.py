@@ -144,6 +144,14 @@ def test_a_failed_task_shows_its_error(api: Api) -> None:
         ({"before_id": -1}, "before_id"),
         ({"before_id": 2**63}, "before_id"),
         ({"before_id": "ten"}, "before_id"),
+        ({"created_after": "2026-12-01T10:00:00"}, "created_after"),  # no offset
+        ({"created_after": "2026-12-01"}, "created_after"),
+        ({"created_after": "1764583200"}, "created_after"),
+        ({"created_after": "yesterday"}, "created_after"),
+        ({"created_before": "2026-02-30T10:00:00Z"}, "created_before"),
+        ({"created_before": "2026-12-01T24:00:00Z"}, "created_before"),
+        ({"created_before": "2026-12-01 10:00:00Z"}, "created_before"),
+        ({"created_before": "9999-12-31T23:59:59-05:00"}, "created_before"),  # past year 9999
     ],
 )
 def test_a_bad_filter_or_page_is_422(api: Api, params: dict[str, Any], where: str) -> None:
@@ -201,3 +209,30 @@ def test_the_last_full_page_has_no_next(api: Api) -> None:
     assert [t["id"] for t in response.json()["items"]] == [2, 1]
     assert response.json()["next"] is None
     assert "link" not in response.headers
+
+
+def test_list_by_creation_time_combines_with_filters_and_cursor(api: Api) -> None:
+    for a in range(6):  # one a minute, from 12:00:00
+        api.create(a=a, priority=1 + a % 2)
+        api.clock.advance(60)
+    params: dict[str, Any] = {
+        "created_after": "2026-01-01T12:01:00Z",
+        "created_before": "2026-01-01T13:04:00+01:00",  # 12:04 UTC, excluded
+    }
+
+    every = api.client.get("/api/v1/tasks", params=params).json()
+    high = api.client.get("/api/v1/tasks", params={**params, "priority": 1}).json()
+    first = api.client.get("/api/v1/tasks", params={**params, "limit": 2})
+
+    assert [t["id"] for t in every["items"]] == [4, 3, 2] and every["total"] == 3
+    assert [t["id"] for t in high["items"]] == [3] and high["total"] == 1
+    assert first.json()["next"] == 3
+    assert first.headers["link"] == (
+        "<http://testserver/api/v1/tasks?created_after=2026-01-01T12%3A01%3A00Z&"
+        "created_before=2026-01-01T13%3A04%3A00%2B01%3A00&limit=2&before_id=3>; "
+        'rel="next"'
+    )
+    rest = api.client.get(first.headers["link"].split(";")[0].strip("<>")).json()
+    assert [t["id"] for t in rest["items"]] == [2] and rest["next"] is None
+    since = api.client.get("/api/v1/tasks", params={"created_after": "2026-01-01T12:05:00.5Z"})
+    assert since.json() == {"items": [], "total": 0, "limit": 50, "offset": 0, "next": None}

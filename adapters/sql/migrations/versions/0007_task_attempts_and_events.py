@@ -14,7 +14,7 @@ recorded can disagree with the task:
   `retried`: it raised and the task is queued again; `failed`: it raised with the budget spent;
   `lost`: its lease expired, recognised by the domain's LEASE_EXPIRED_MESSAGE; `released`: the
   worker gave the claim back before the attempt began, its count taken back) and the error.
-  The worker's name is not on the tasks row, so an attempt does not record it.
+  The worker's name is not on the tasks row here (revision 0008 adds it and records it).
 - task_events: one row per create and per change of status or priority; its id (a sequence)
   is the Server-Sent Events id, so a client resumes after the last one it saw.
 
