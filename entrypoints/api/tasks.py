@@ -164,7 +164,6 @@ def list_tasks(
     principal: Reader,
     list_: Annotated[ListTasks, Depends(Provide[Container.list_tasks])],
     request: Request,
-    response: Response,
     status: Annotated[TaskStatus | None, Query(description="Only tasks in this status.")] = None,
     task_type: Annotated[
         TaskType | None, Query(alias="type", description="Only single or only batch tasks.")
@@ -200,7 +199,7 @@ def list_tasks(
         Instant | None,
         Query(description="Only tasks created before this instant (RFC 3339, as above)."),
     ] = None,
-) -> TaskPageOut:
+) -> Response:
     task_filter = TaskFilter(
         status=status,
         type=task_type,
@@ -217,19 +216,24 @@ def list_tasks(
             principal=principal,
         )
     )
+    headers = {}
     if page.next_before_id is not None:
         # The same filters and limit; the cursor replaces any offset (it already skips them).
         following = request.url.remove_query_params("offset").include_query_params(
             before_id=page.next_before_id
         )
-        response.headers["Link"] = f'<{following}>; rel="next"'
-    return TaskPageOut(
+        headers["Link"] = f'<{following}>; rel="next"'
+    out = TaskPageOut(
         items=[TaskOut.of(task) for task in page.items],
         total=page.total,
         limit=limit,
         offset=offset,
         next=page.next_before_id,
     )
+    # Encoded by pydantic-core in one step. Handed the model, FastAPI would validate it once
+    # more and encode it through json.dumps: about 1.4 ms of a 50-task page against 0.5 ms
+    # (docs/benchmark.md). The response_model above still gives the documented shape.
+    return Response(out.model_dump_json(), media_type="application/json", headers=headers)
 
 
 @router.get(
