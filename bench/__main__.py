@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import chart, report
+from bench import chart, history_cost, report
 from bench.loadgen import wrk
 from bench.phases import baselines, batch, costs, latency, make_run, throughput
 from bench.plan import PLANS
@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
             figures |= throughput.end_to_end(sut, db, plan, best)
             figures |= costs.events_and_metrics(sut, db, plan, best)
             figures |= costs.logging_at_info(sut, db, plan, best)
+            figures |= history_cost.history_and_streams(sut, db, plan, best)
             figures |= throughput.message_sizes(sut, db, plan, best)
             figures |= latency.delay_lag(sut, db, plan)
             figures |= batch.big_batch(sut, db, plan)

@@ -22,7 +22,9 @@ import statistics
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -87,23 +89,48 @@ def _mode(sut: SystemUnderTest, mode: str) -> Iterator[None]:
     say(f"  events read by each stream: {seen}")
 
 
-def _rate(sut: SystemUnderTest, db: Timings, plan: Plan, mode: str) -> float:
+def _rate(sut: SystemUnderTest, db: Timings, plan: Plan, mode: str, connections: int) -> float:
     with _mode(sut, mode):
-        rate = float(end_to_end(sut, db, plan, 16)["e2e_tasks_per_s"])
+        rate = float(end_to_end(sut, db, plan, connections)["e2e_tasks_per_s"])
     say(f"  {mode}: {rate:.0f} tasks/s")
     return rate
 
 
-def _cost(sut: SystemUnderTest, db: Timings, plan: Plan, feature: str, pairs: int) -> float:
-    """The median over `pairs` ABBA pairs of `1 - rate with the feature / rate without`."""
-    costs = []
+def _cost(
+    sut: SystemUnderTest, db: Timings, plan: Plan, feature: str, pairs: int, connections: int = 16
+) -> dict[str, Any]:
+    """The median over `pairs` ABBA pairs of `1 - rate with the feature / rate without`, with
+    each pair: {"cost": c, "pairs": [{"off": rate, "on": rate, "cost": c}, ...]}."""
+    measured = []
     for index in range(pairs):
         order = (OFF, feature) if index % 2 == 0 else (feature, OFF)
-        rates = {mode: _rate(sut, db, plan, mode) for mode in order}
-        costs.append(1 - rates[feature] / rates[OFF])
-    cost = statistics.median(costs)
+        rates = {mode: _rate(sut, db, plan, mode, connections) for mode in order}
+        measured.append(
+            {"off": rates[OFF], "on": rates[feature], "cost": 1 - rates[feature] / rates[OFF]}
+        )
+    cost = statistics.median(pair["cost"] for pair in measured)
     say(f"{feature}: median cost {cost:+.1%} of the end-to-end rate over {pairs} pairs")
-    return cost
+    return {
+        "cost": round(cost, 4),
+        "pairs": [{k: round(v, 4) for k, v in pair.items()} for pair in measured],
+        "tasks_per_run": plan.e2e_tasks,
+    }
+
+
+def history_and_streams(
+    sut: SystemUnderTest, db: Timings, plan: Plan, connections: int
+) -> dict[str, Any]:
+    """`make bench`'s phase (issue 16's goal: each within 5% of the end-to-end rate): the
+    history triggers, then the triggers and two event streams, each against the triggers off,
+    in PAIRS ABBA pairs of COST_TASKS tasks; the triggers are on again afterwards."""
+    run_plan = replace(plan, e2e_tasks=min(plan.e2e_tasks, COST_TASKS))
+    try:
+        return {
+            "history_cost": _cost(sut, db, run_plan, "history on", PAIRS, connections),
+            "event_streams_cost": _cost(sut, db, run_plan, STREAMS, PAIRS, connections),
+        }
+    finally:
+        _triggers(sut, enabled=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -117,7 +144,9 @@ def main(argv: list[str] | None = None) -> None:
         db = Timings(sut.libpq_url)
         try:
             end_to_end(sut, db, plan, 16)  # warm-up, not counted
-            costs = {feature: _cost(sut, db, plan, feature, args.pairs) for feature in FEATURES}
+            costs = {
+                feature: _cost(sut, db, plan, feature, args.pairs)["cost"] for feature in FEATURES
+            }
             _triggers(sut, enabled=True)
         finally:
             db.close()
