@@ -13,6 +13,7 @@ carries every event of that interval, as the `task.multi` list Celery's own rece
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,8 @@ from kombu.asynchronous import get_event_loop
 
 # Far below what a person watching Flower notices, long enough to gather a busy pool's events.
 EVENTS_FLUSH_SECONDS = 0.1
+# A scheduled flush this late is taken for lost.
+OVERDUE_SECONDS = 1.0
 
 
 class BatchingEventDispatcher(EventDispatcher):  # type: ignore[misc]
@@ -29,24 +32,27 @@ class BatchingEventDispatcher(EventDispatcher):  # type: ignore[misc]
     turn (`on_send_buffered`), this one flushes EVENTS_FLUSH_SECONDS later, once."""
 
     def __init__(self, *args: Any, on_send_buffered: Callable[[], Any] | None = None, **kw: Any):
-        self._flush_scheduled = False
+        self._flush_due_at: float | None = None  # monotonic time of the flush scheduled, if any
         # Celery passes on_send_buffered only when the worker runs an event loop (prefork):
         # elsewhere events are not buffered, and nothing changes.
         later = self._flush_later if on_send_buffered is not None else None
         super().__init__(*args, on_send_buffered=later, **kw)
 
     def _flush_later(self) -> None:
-        if self._flush_scheduled:
+        now = time.monotonic()
+        # One flush scheduled at a time; but one long overdue was dropped with its timer (Celery's
+        # consumer clears the hub's timer when it restarts), so another is scheduled.
+        if self._flush_due_at is not None and now < self._flush_due_at + OVERDUE_SECONDS:
             return
         loop = get_event_loop()  # the worker's hub, set by Celery's Hub bootstep
         if loop is None:
             self.flush()
             return
-        self._flush_scheduled = True
+        self._flush_due_at = now + EVENTS_FLUSH_SECONDS
         loop.call_later(EVENTS_FLUSH_SECONDS, self._flush_now)  # type: ignore[no-untyped-call]
 
     def _flush_now(self) -> None:
-        self._flush_scheduled = False
+        self._flush_due_at = None
         self.flush()
 
 

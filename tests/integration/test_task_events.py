@@ -14,7 +14,7 @@ import redis
 from kombu.asynchronous import Hub, set_event_loop
 
 from adapters.broker import create_celery_app
-from adapters.broker.events import EVENTS_FLUSH_SECONDS
+from adapters.broker.events import EVENTS_FLUSH_SECONDS, OVERDUE_SECONDS
 from tests.integration.celery_stack import redis_database
 
 pytestmark = pytest.mark.integration
@@ -76,4 +76,15 @@ def test_buffered_task_events_leave_together_once_the_interval_is_over(
             dispatcher.send("task-started", uuid=f"s-{n}")
         (full,) = _published(pubsub)
         assert len(full) == 24
+
+        # A flush whose timer was dropped (Celery's consumer clears the hub's timer when it
+        # restarts) is scheduled again by the next event once overdue: no event is held back.
+        dispatcher.send("task-received", uuid="lost-timer")
+        hub.timer.clear()
+        time.sleep(EVENTS_FLUSH_SECONDS + OVERDUE_SECONDS)
+        dispatcher.send("task-received", uuid="next")
+        time.sleep(EVENTS_FLUSH_SECONDS)
+        hub.fire_timers(min_delay=0)
+        (late,) = _published(pubsub)
+        assert [event["uuid"] for event in late] == ["lost-timer", "next"]
         dispatcher.close()
