@@ -37,9 +37,9 @@ def _own_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """User + system time of a process and its live descendants."""
-    return _own_cpu_seconds(pid) + sum(_cpu_seconds(child) for child in _children(pid))
+    return _own_cpu_seconds(pid) + sum(cpu_seconds(child) for child in _children(pid))
 
 
 def _children(pid: int) -> list[int]:
@@ -52,7 +52,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _postgres_cpu_seconds() -> float:
+def postgres_cpu_seconds() -> float:
     # Every process named postgres on its own: the backends are the postmaster's children.
     total = 0.0
     for entry in Path("/proc").iterdir():
@@ -76,7 +76,7 @@ class Meter:
 
     def _read(self) -> tuple[float, float, int, int]:
         ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        return _cpu_seconds(self.pid), _postgres_cpu_seconds(), sum(ticks), ticks[3] + ticks[4]
+        return cpu_seconds(self.pid), postgres_cpu_seconds(), sum(ticks), ticks[3] + ticks[4]
 
     def per_unit(self, units: int) -> str:
         own, pg, total, idle = (b - a for a, b in zip(self.start, self._read(), strict=True))

@@ -18,7 +18,6 @@ of the pairs' costs (`1 - feature / baseline`), printed with every pair's rates.
 from __future__ import annotations
 
 import argparse
-import statistics
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +29,7 @@ import httpx
 import psycopg
 
 from bench.phases.common import say
-from bench.phases.costs import COST_TASKS, PAIRS
+from bench.phases.costs import COST_TASKS, PAIRS, measured_run, pair_of, summary
 from bench.phases.throughput import end_to_end
 from bench.plan import Plan
 from bench.system import SystemUnderTest, running_system
@@ -89,32 +88,30 @@ def _mode(sut: SystemUnderTest, mode: str) -> Iterator[None]:
     say(f"  events read by each stream: {seen}")
 
 
-def _rate(sut: SystemUnderTest, db: Timings, plan: Plan, mode: str, connections: int) -> float:
+def _measured(
+    sut: SystemUnderTest, db: Timings, plan: Plan, mode: str, connections: int
+) -> tuple[float, float]:
     with _mode(sut, mode):
-        rate = float(end_to_end(sut, db, plan, connections)["e2e_tasks_per_s"])
-    say(f"  {mode}: {rate:.0f} tasks/s")
-    return rate
+        rate, cpu_ms = measured_run(sut, db, plan, connections)
+    say(f"  {mode}: {rate:.0f} tasks/s, {cpu_ms:.2f} ms of CPU per task")
+    return rate, cpu_ms
 
 
 def _cost(
     sut: SystemUnderTest, db: Timings, plan: Plan, feature: str, pairs: int, connections: int = 16
 ) -> dict[str, Any]:
-    """The median over `pairs` ABBA pairs of `1 - rate with the feature / rate without`, with
-    each pair: {"cost": c, "pairs": [{"off": rate, "on": rate, "cost": c}, ...]}."""
+    """The medians over `pairs` ABBA pairs of `1 - rate with the feature / rate without` and of
+    `CPU per task with / without - 1` (bench.phases.costs.summary's shape)."""
     measured = []
     for index in range(pairs):
         order = (OFF, feature) if index % 2 == 0 else (feature, OFF)
-        rates = {mode: _rate(sut, db, plan, mode, connections) for mode in order}
-        measured.append(
-            {"off": rates[OFF], "on": rates[feature], "cost": 1 - rates[feature] / rates[OFF]}
-        )
-    cost = statistics.median(pair["cost"] for pair in measured)
-    say(f"{feature}: median cost {cost:+.1%} of the end-to-end rate over {pairs} pairs")
-    return {
-        "cost": round(cost, 4),
-        "pairs": [{k: round(v, 4) for k, v in pair.items()} for pair in measured],
-        "tasks_per_run": plan.e2e_tasks,
-    }
+        rates: dict[str, float] = {}
+        cpu: dict[str, float] = {}
+        for mode in order:
+            side = "off" if mode == OFF else "on"
+            rates[side], cpu[side] = _measured(sut, db, plan, mode, connections)
+        measured.append(pair_of(rates, cpu))
+    return summary(feature, measured, plan.e2e_tasks)
 
 
 def history_and_streams(

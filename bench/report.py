@@ -36,8 +36,10 @@ def goals(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "best_create_per_s>=1000": {"value": best_create, "met": best_create >= 1000},
         "p1_p99_under_flood_ms<=50": {"value": p1_p99, "met": p1_p99 is not None and p1_p99 <= 50},
         "delay_lag_p99_ms<=250": {"value": lag_p99, "met": lag_p99 <= 250},
+        # Each cost is judged by CPU per task, the steadier of its two measures (bench/phases/
+        # costs.py); a report from before CPU was measured has only the throughput cost.
         **{
-            f"{name}<=0.05": {"value": figures[name]["cost"], "met": figures[name]["cost"] <= 0.05}
+            f"{name}<=0.05": {"value": _cost(figures[name]), "met": _cost(figures[name]) <= 0.05}
             # Issue 13's (task events, metrics) and issue 16's (attempt history, event streams).
             for name in ("events_cost", "metrics_cost", "history_cost", "event_streams_cost")
             if name in figures
@@ -46,14 +48,18 @@ def goals(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
         **(
             {
                 "logging_cost<1/6": {
-                    "value": figures["logging_cost"]["cost"],
-                    "met": figures["logging_cost"]["cost"] < 1 / 6,
+                    "value": _cost(figures["logging_cost"]),
+                    "met": _cost(figures["logging_cost"]) < 1 / 6,
                 }
             }
             if "logging_cost" in figures
             else {}
         ),
     }
+
+
+def _cost(measured: dict[str, Any]) -> float:
+    return float(measured.get("cpu_cost", measured["cost"]))
 
 
 def rows(figures: dict[str, Any]) -> list[Row]:
@@ -90,6 +96,14 @@ def rows(figures: dict[str, Any]) -> list[Row]:
                     off,
                 )
             )
+            if "cpu_cost" in figures[name]:  # and the median pair by CPU per task
+                by_cpu = sorted(figures[name]["pairs"], key=lambda p: p["cpu_cost"])[
+                    len(figures[name]["pairs"]) // 2
+                ]
+                on_ms, off_ms = by_cpu["cpu_ms_on"], by_cpu["cpu_ms_off"]
+                table.append(
+                    (f"CPU per task, {what} (ms)", on_ms, off_ms, ratio(on_ms, off_ms), off)
+                )
     for size, per_s in figures.get("e2e_by_message_max_tasks", {}).items():
         name = f"e2e, messages of <= {size} (tasks/s)"
         table.append((name, per_s, bare, ratio(per_s, bare), "bare Celery"))

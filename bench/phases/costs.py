@@ -17,6 +17,7 @@ import statistics
 from dataclasses import replace
 from typing import Any
 
+from bench.cost import cpu_seconds, postgres_cpu_seconds
 from bench.phases.common import say
 from bench.phases.throughput import WORKERS, _wait_ready, end_to_end
 from bench.plan import Plan
@@ -44,24 +45,65 @@ def _pairs(
     for index in range(PAIRS):
         order = values if index % 2 == 0 else values[::-1]
         rates: dict[str, float] = {}
+        cpu: dict[str, float] = {}
         for value in order:
             _restart(sut, processes, setting, value)
-            rate = end_to_end(sut, db, run_plan, connections)["e2e_tasks_per_s"]
-            rates["on" if value == values[1] else "off"] = rate
-        pairs.append(
-            {"off": rates["off"], "on": rates["on"], "cost": 1 - rates["on"] / rates["off"]}
-        )
+            side = "on" if value == values[1] else "off"
+            rates[side], cpu[side] = measured_run(sut, db, run_plan, connections)
+        pairs.append(pair_of(rates, cpu))
     _restart(sut, processes, setting, _value(sut, setting))  # back to the run's own value
+    return summary(setting, pairs, run_plan.e2e_tasks)
+
+
+def pair_of(rates: dict[str, float], cpu: dict[str, float]) -> dict[str, float]:
+    """One ABBA pair's figures from each side's rate (tasks/s) and CPU per task (ms)."""
+    return {
+        "off": rates["off"],
+        "on": rates["on"],
+        "cost": 1 - rates["on"] / rates["off"],
+        "cpu_ms_off": cpu["off"],
+        "cpu_ms_on": cpu["on"],
+        "cpu_cost": cpu["on"] / cpu["off"] - 1,
+    }
+
+
+def summary(what: str, pairs: list[dict[str, float]], tasks_per_run: int) -> dict[str, Any]:
+    """The medians over the pairs of the throughput cost and of the CPU-per-task cost, printed
+    with every pair's figures: {"cost", "cpu_cost", "pairs", "tasks_per_run"}."""
     cost = statistics.median(pair["cost"] for pair in pairs)
+    cpu_cost = statistics.median(pair["cpu_cost"] for pair in pairs)
     say(
-        f"{setting}: median cost {cost:+.1%} of end-to-end throughput over {PAIRS} pairs "
-        + ", ".join(f"(off {p['off']:.0f}, on {p['on']:.0f})" for p in pairs)
+        f"{what}: median cost {cost:+.1%} of end-to-end throughput, {cpu_cost:+.1%} of CPU per "
+        f"task, over {len(pairs)} pairs "
+        + ", ".join(
+            f"(off {p['off']:.0f}/s {p['cpu_ms_off']:.2f} ms, on {p['on']:.0f}/s "
+            f"{p['cpu_ms_on']:.2f} ms)"
+            for p in pairs
+        )
     )
     return {
         "cost": round(cost, 4),
+        "cpu_cost": round(cpu_cost, 4),
         "pairs": [{k: round(v, 4) for k, v in pair.items()} for pair in pairs],
-        "tasks_per_run": run_plan.e2e_tasks,
+        "tasks_per_run": tasks_per_run,
     }
+
+
+def measured_run(
+    sut: SystemUnderTest, db: Timings, plan: Plan, connections: int
+) -> tuple[float, float]:
+    """One end-to-end run: its rate (tasks/s) and the CPU time per task (ms) of every taskman
+    process with its children, and of PostgreSQL. CPU per task moves far less with the machine's
+    other load than the rate: here the rate of one setting moved by up to 20% between runs."""
+    before = _system_cpu_seconds(sut)
+    figures = end_to_end(sut, db, plan, connections)
+    spent = _system_cpu_seconds(sut) - before
+    return float(figures["e2e_tasks_per_s"]), spent * 1000 / max(figures["e2e"]["succeeded"], 1)
+
+
+def _system_cpu_seconds(sut: SystemUnderTest) -> float:
+    own = sum(cpu_seconds(p.pid) for p in sut.system.processes.values() if p.running)
+    return own + postgres_cpu_seconds()
 
 
 def _value(sut: SystemUnderTest, setting: str) -> str:
