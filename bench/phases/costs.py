@@ -93,8 +93,9 @@ def measured_run(
     sut: SystemUnderTest, db: Timings, plan: Plan, connections: int
 ) -> tuple[float, float]:
     """One end-to-end run: its rate (tasks/s) and the CPU time per task (ms) of every taskman
-    process with its children, and of PostgreSQL. CPU per task moves far less with the machine's
-    other load than the rate: here the rate of one setting moved by up to 20% between runs."""
+    process with its children, and of PostgreSQL. Steadier than the rate, which moved by up to
+    20% between runs of one setting here, though not free of the noise: a run slowed by
+    contention also burns more CPU per task."""
     before = _system_cpu_seconds(sut)
     figures = end_to_end(sut, db, plan, connections)
     spent = _system_cpu_seconds(sut) - before
