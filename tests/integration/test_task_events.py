@@ -8,6 +8,7 @@ import base64
 import json
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -53,7 +54,10 @@ def test_buffered_task_events_leave_together_once_the_interval_is_over(
     app = create_celery_app(broker_url, visibility_timeout_seconds=60, task_events=True)
     client = redis.Redis.from_url(broker_url)
     pubsub = client.pubsub(ignore_subscribe_messages=True)
-    pubsub.psubscribe("*celeryev*")
+    # Pub/Sub spans every Redis database: kombu names the channel after this one's number, and
+    # only task events are read (other tests' workers send heartbeats on the same server).
+    database = urlsplit(broker_url).path.lstrip("/") or "0"
+    pubsub.psubscribe(f"/{database}.celeryev/task.*")
     with app.connection_for_write() as connection:
         dispatcher = app.events.Dispatcher(
             connection,
