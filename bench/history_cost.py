@@ -29,7 +29,7 @@ import httpx
 import psycopg
 
 from bench.phases.common import say
-from bench.phases.costs import COST_TASKS, PAIRS, measured_run, pair_of, summary
+from bench.phases.costs import COST_TASKS, PAIRS, abba, measured_run
 from bench.phases.throughput import end_to_end
 from bench.plan import Plan
 from bench.system import SystemUnderTest, running_system
@@ -100,18 +100,12 @@ def _measured(
 def _cost(
     sut: SystemUnderTest, db: Timings, plan: Plan, feature: str, pairs: int, connections: int = 16
 ) -> dict[str, Any]:
-    """The medians over `pairs` ABBA pairs of `1 - rate with the feature / rate without` and of
-    `CPU per task with / without - 1` (bench.phases.costs.summary's shape)."""
-    measured = []
-    for index in range(pairs):
-        order = (OFF, feature) if index % 2 == 0 else (feature, OFF)
-        rates: dict[str, float] = {}
-        cpu: dict[str, float] = {}
-        for mode in order:
-            side = "off" if mode == OFF else "on"
-            rates[side], cpu[side] = _measured(sut, db, plan, mode, connections)
-        measured.append(pair_of(rates, cpu))
-    return summary(feature, measured, plan.e2e_tasks)
+    """`feature` against the triggers off, in `pairs` ABBA pairs (bench.phases.costs.abba)."""
+
+    def run(on: bool) -> tuple[float, float]:
+        return _measured(sut, db, plan, feature if on else OFF, connections)
+
+    return abba(feature, run, plan.e2e_tasks, pairs)
 
 
 def history_and_streams(

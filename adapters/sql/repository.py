@@ -327,6 +327,23 @@ def _shifted(moment: datetime, delta: timedelta) -> datetime | None:
         return None
 
 
+# When the dispatcher has something to publish next: one statement of three probes, each the
+# first entry after :now of one priority's range of ix_tasks_due (priority, scheduled_for), the
+# same cost on any size of table.
+_NEXT_DUE = select(
+    *(
+        select(func.min(tasks.c.scheduled_for))
+        .where(
+            AWAITING_PUBLICATION,
+            tasks.c.priority == int(priority),
+            tasks.c.scheduled_for > bindparam("now", type_=tasks.c.scheduled_for.type),
+        )
+        .scalar_subquery()
+        for priority in Priority
+    )
+)
+
+
 def _locked(query: Select[tuple[object, ...]]) -> Select[tuple[object, ...]]:
     # FOR UPDATE SKIP LOCKED on PostgreSQL, so dispatchers running side by side split the work;
     # SQLite renders nothing, and its one writer at a time gives the same exclusion.
@@ -601,19 +618,7 @@ class SqlTaskRepository(TaskRepository):
         return due
 
     def next_due_after(self, now: datetime) -> datetime | None:
-        # One statement of three probes, each the first entry after `now` of one priority's
-        # range of ix_tasks_due (priority, scheduled_for): the same cost on any size of table.
-        firsts = [
-            select(func.min(tasks.c.scheduled_for))
-            .where(
-                AWAITING_PUBLICATION,
-                tasks.c.priority == int(priority),
-                tasks.c.scheduled_for > now,
-            )
-            .scalar_subquery()
-            for priority in Priority
-        ]
-        row = self._execute(select(*firsts)).one()
+        row = self._execute(_NEXT_DUE, {"now": now}).one()
         starts: list[datetime] = [value for value in row if value is not None]
         return min(starts, default=None)
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from application.ports import Clock, QueueUnavailable, TaskQueue, UnitOfWork
 from application.publication import publish_selected
@@ -60,18 +60,15 @@ class DispatchDue:
         lost = 0
         try:
             lost = self._requeue_lost_messages()
-            published = self._publish_due()
+            published, next_due = self._publish_due()
         except QueueUnavailable:
             return DispatchReport(
                 republished_lost=lost, expired_leases=expired, broker_available=False
             )
-        return DispatchReport(published, lost, expired, next_due_in_seconds=self._next_due_in())
-
-    def _next_due_in(self) -> float | None:
-        now = self._clock.now()
-        with self._uow:
-            next_due = self._uow.tasks.next_due_after(now)
-        return None if next_due is None else (next_due - now).total_seconds()
+        next_due_in = None
+        if next_due is not None:
+            next_due_in = max((next_due - self._clock.now()).total_seconds(), 0.0)
+        return DispatchReport(published, lost, expired, next_due_in_seconds=next_due_in)
 
     def _expire_leases(self) -> int:
         now = self._clock.now()
@@ -108,9 +105,13 @@ class DispatchDue:
             requeued += len(tasks)
         return requeued
 
-    def _publish_due(self) -> int:
+    def _publish_due(self) -> tuple[int, datetime | None]:
+        """How many due tasks were published, and when the next unpublished one comes due
+        (read at the same `now` as the selection, so none falls between the two)."""
+        now = self._clock.now()
         with self._uow:
-            tasks = self._uow.tasks.due_for_dispatch(self._clock.now(), self._batch_size)
+            tasks = self._uow.tasks.due_for_dispatch(now, self._batch_size)
+            next_due = self._uow.tasks.next_due_after(now)
             published = publish_selected(self._uow, self._queue, self._clock, tasks)
             self._uow.commit()
-        return published
+        return published, next_due

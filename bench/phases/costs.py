@@ -14,6 +14,7 @@ costs (`1 - on / off`), with every pair's rates beside it."""
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -41,18 +42,33 @@ def _pairs(
 ) -> dict[str, Any]:
     """`values`: the setting's value with the feature off, then on."""
     run_plan = replace(plan, e2e_tasks=min(plan.e2e_tasks, COST_TASKS))
-    pairs: list[dict[str, float]] = []
-    for index in range(PAIRS):
-        order = values if index % 2 == 0 else values[::-1]
+
+    def run(on: bool) -> tuple[float, float]:
+        _restart(sut, processes, setting, values[1] if on else values[0])
+        return measured_run(sut, db, run_plan, connections)
+
+    try:
+        return abba(setting, run, run_plan.e2e_tasks)
+    finally:
+        _restart(sut, processes, setting, _value(sut, setting))  # back to the run's own value
+
+
+def abba(
+    what: str, run: Callable[[bool], tuple[float, float]], tasks_per_run: int, pairs: int = PAIRS
+) -> dict[str, Any]:
+    """`pairs` pairs of runs, the feature off then on, then on then off, ...: `run(on)` gives
+    a run's rate (tasks/s) and CPU per task (ms). The medians of the pairs' costs, as
+    `summary` gives them."""
+    measured = []
+    for index in range(pairs):
+        order = (False, True) if index % 2 == 0 else (True, False)
         rates: dict[str, float] = {}
         cpu: dict[str, float] = {}
-        for value in order:
-            _restart(sut, processes, setting, value)
-            side = "on" if value == values[1] else "off"
-            rates[side], cpu[side] = measured_run(sut, db, run_plan, connections)
-        pairs.append(pair_of(rates, cpu))
-    _restart(sut, processes, setting, _value(sut, setting))  # back to the run's own value
-    return summary(setting, pairs, run_plan.e2e_tasks)
+        for on in order:
+            side = "on" if on else "off"
+            rates[side], cpu[side] = run(on)
+        measured.append(pair_of(rates, cpu))
+    return summary(what, measured, tasks_per_run)
 
 
 def pair_of(rates: dict[str, float], cpu: dict[str, float]) -> dict[str, float]:
