@@ -5,7 +5,9 @@ kombu's channel pops an item (BRPOP for consumers, RPOP for basic_get) and parse
 the worker's consumer loop, and Celery shuts the worker down. Here the item goes through
 `envelope.screen` first; one that fails is pushed onto a capped list `<queue>.rejected` (LPUSH
 then LTRIM: newest first, at most `rejected_messages_max` kept), counted and logged once, and
-consumption goes on. The two readers below are kombu 5.x's own, but for the screening."""
+consumption goes on. The two readers below are kombu 5.x's own, but for the screening.
+
+Its QoS (ReleasingQoS) also keeps a worker consuming after an ack that could not reach Redis."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from collections.abc import Collection
 from queue import Empty
 from typing import Any
 
-from kombu.transport import redis
+from kombu.transport import redis, virtual
 from kombu.utils.encoding import bytes_to_str
 
 from adapters.broker.envelope import PoisonMessage, screen
@@ -22,7 +24,38 @@ from adapters.broker.rejections import REJECTIONS
 REJECTED_SUFFIX = ".rejected"
 
 
+class ReleasingQoS(redis.QoS):
+    """kombu's Redis QoS, but a delivery whose ack or reject could not reach Redis is still
+    forgotten by the channel.
+
+    kombu removes the delivery from Redis's unacked index first and from the channel's own
+    count of deliveries in flight only if that worked. An ack on a connection the server closed
+    raises, Celery logs "Couldn't ack" and goes on, and the delivery stays counted for good: with
+    prefetch 1 the channel never asks for another message, never touches its dead connection
+    again, and the worker stops consuming without a sign (seen in the fault matrix's
+    connections-killed scenario; packit/packit-service#2697 shows the same log). Forgotten here,
+    the worker's next poll meets the dead connection and reconnects. The message itself stays in
+    Redis's unacked index and is restored after the visibility timeout; its task already ran, so
+    that copy is a stale dispatch the worker drops."""
+
+    def ack(self, delivery_tag: str) -> None:
+        try:
+            super().ack(delivery_tag)  # type: ignore[no-untyped-call]
+        except BaseException:
+            virtual.QoS.ack(self, delivery_tag)  # type: ignore[no-untyped-call]  # count only
+            raise
+
+    def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        try:
+            super().reject(delivery_tag, requeue=requeue)  # type: ignore[no-untyped-call]
+        except BaseException:
+            virtual.QoS.ack(self, delivery_tag)  # type: ignore[no-untyped-call]
+            raise
+
+
 class ScreeningChannel(redis.Channel):
+    QoS = ReleasingQoS
+
     # Set from the broker's transport options (see create_celery_app).
     task_queues: Collection[str] = ()
     message_max_bytes = 65536

@@ -134,3 +134,22 @@ def test_a_worker_retries_the_broker_promptly_and_runs_tasks_once_it_is_back(
             assert done.result == 42
     finally:
         server.stop()
+
+
+def test_an_ack_that_cannot_reach_redis_leaves_the_channel_free_to_consume(
+    server: PasswordRedis,
+) -> None:
+    """With prefetch 1, a delivery kombu kept counting after its failed ack would stop the
+    worker's consumption for good (adapters/broker/redis_transport.ReleasingQoS)."""
+    app = create_celery_app(server.url, visibility_timeout_seconds=3600)
+    CeleryTaskQueue(app).publish([Dispatch(task_id=1, dispatch_no=1, priority=Priority.HIGH)])
+    with app.connection_for_read() as connection:
+        channel = connection.default_channel
+        channel.basic_qos(0, 1, False)
+        message = channel.basic_get("high", no_ack=False)
+        assert message is not None
+        assert not channel.qos.can_consume(), "one delivery in flight: the prefetch is full"
+        server.process.stop()
+        with pytest.raises(redis.ConnectionError):
+            message.ack()
+        assert channel.qos.can_consume(), "the failed ack still freed the prefetch"
