@@ -4,14 +4,18 @@ Each round (see DispatchDue) returns running tasks whose lease expired to queued
 queued tasks whose message was lost, and publishes tasks whose start time has come. A round that
 published a full batch is followed by another at once; otherwise the loop sleeps
 DISPATCHER_POLL_SECONDS, or less if a delayed task comes due sooner (it is published as its
-start time comes, not up to a poll later). About once a second a round also deletes a batch of
-expired idempotency keys, and the retention deletes a batch of each finished status older than its
-RETENTION_*_SECONDS and folds the task counts (more often while more are waiting). An outage of
-the store or the broker is waited out and logged in two lines: one when rounds start failing,
-one when they succeed again (the failures in between only at DEBUG, so a restart of PostgreSQL
-is not a page of tracebacks). Several dispatchers may run at once: every selection skips rows
-another one holds (SKIP LOCKED).
-SIGTERM or SIGINT stops it after the current round."""
+start time comes, not up to a poll later).
+
+Maintenance runs beside the rounds, on a thread of its own, so a round never waits for it (a
+round held up by a retention batch would publish its due tasks late): about once a second it
+deletes a batch of expired idempotency keys, and the retention deletes a batch of each finished
+status older than its RETENTION_*_SECONDS and folds the task counts (at once again while more are
+waiting). An outage of the store or the broker is waited out and logged in two lines: one when
+rounds start failing, one when they succeed again (the failures in between only at DEBUG, so a
+restart of PostgreSQL is not a page of tracebacks); maintenance logs its own outage the same
+way. Several dispatchers may run at once: every selection skips rows another one holds (SKIP
+LOCKED).
+SIGTERM or SIGINT stops it after the current round and maintenance pass."""
 
 from __future__ import annotations
 
@@ -49,9 +53,7 @@ class DispatcherLoop:
         prune_tasks: PruneFinishedTasks | None = None,
     ) -> None:
         self._dispatch_due = dispatch_due
-        self._prune_keys = prune_keys
-        self._prune_tasks = prune_tasks
-        self._next_prune = 0.0
+        self._maintenance = MaintenanceLoop(prune_keys, prune_tasks, batch_size=batch_size)
         self._metrics = metrics or NullMetrics()
         self._poll_seconds = poll_seconds
         self._batch_size = batch_size
@@ -63,18 +65,24 @@ class DispatcherLoop:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._maintenance.stop()
 
     def run(self) -> None:
         log.info("dispatcher running (poll every %ss)", self._poll_seconds)
-        while not self._stopping.is_set():
-            self._stopping.wait(self._pause_after(self._round()))
+        maintenance = threading.Thread(target=self._maintenance.run, name="maintenance")
+        maintenance.start()
+        try:
+            while not self._stopping.is_set():
+                self._stopping.wait(self._pause_after(self._round()))
+        finally:
+            self._maintenance.stop()
+            maintenance.join()
         log.info("dispatcher stopped")
 
     def _round(self) -> DispatchReport | None:
         started = time.perf_counter()
         try:
             report = self._dispatch_due.execute()
-            self._prune()
         except Exception as error:  # the store is down (or worse): log it, wait, try again
             self._failed("dispatch round failed", _first_line(error))
             return None
@@ -111,28 +119,6 @@ class DispatcherLoop:
         self._outage_since = None
         self._failed_rounds = 0
 
-    def _prune(self) -> None:
-        if time.monotonic() < self._next_prune:
-            return
-        more = False  # a full batch means more are waiting: prune again next round
-        if self._prune_keys is not None:
-            pruned = self._prune_keys.execute()
-            if pruned:
-                log.info("pruned %d expired idempotency keys", pruned)
-            more = pruned >= self._batch_size
-        if self._prune_tasks is not None:
-            removed = self._prune_tasks.execute()
-            # One line per round; at DEBUG when nothing was due, not to flood the log each second.
-            log.log(
-                logging.INFO if any(removed.values()) else logging.DEBUG,
-                "retention removed %d finished tasks (%s)",
-                sum(removed.values()),
-                ", ".join(f"{status.value} {n}" for status, n in removed.items()) or "none due",
-            )
-            more = more or any(n >= self._batch_size for n in removed.values())
-        if not more:
-            self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
-
     def _pause_after(self, report: DispatchReport | None) -> float:
         if report is None or not report.broker_available:
             if report is not None:
@@ -154,6 +140,81 @@ class DispatcherLoop:
         if report.next_due_in_seconds is not None:
             return min(self._poll_seconds, report.next_due_in_seconds)
         return self._poll_seconds
+
+
+class MaintenanceLoop:
+    """The dispatcher's housekeeping, on its own thread: a pass about every PRUNE_EVERY_SECONDS
+    (at once again after a pass that found a full batch, so a backlog drains) deletes a batch of
+    expired idempotency keys, and a batch of each finished status past its retention with the
+    counts folded. A failed pass is retried a PRUNE_EVERY_SECONDS later; its outage is one line
+    when it starts and one when a pass succeeds again."""
+
+    def __init__(
+        self,
+        prune_keys: PruneIdempotencyKeys | None,
+        prune_tasks: PruneFinishedTasks | None,
+        *,
+        batch_size: int,
+    ) -> None:
+        self._prune_keys = prune_keys
+        self._prune_tasks = prune_tasks
+        self._batch_size = batch_size
+        self._stopping = threading.Event()
+        self._failing_since: float | None = None
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def run(self) -> None:
+        if self._prune_keys is None and self._prune_tasks is None:
+            return
+        while not self._stopping.is_set():
+            try:
+                more = self.run_pass()
+            except Exception as error:  # the store is down: the rounds' log says so too
+                self._failed(_first_line(error))
+                more = False
+            else:
+                self._recovered()
+            if not more:
+                self._stopping.wait(PRUNE_EVERY_SECONDS)
+
+    def run_pass(self) -> bool:
+        """One pass; True when a batch came back full (more are waiting)."""
+        more = False
+        if self._prune_keys is not None:
+            pruned = self._prune_keys.execute()
+            if pruned:
+                log.info("pruned %d expired idempotency keys", pruned)
+            more = pruned >= self._batch_size
+        if self._prune_tasks is not None:
+            removed = self._prune_tasks.execute()
+            # One line per pass; at DEBUG when nothing was due, not to flood the log each second.
+            log.log(
+                logging.INFO if any(removed.values()) else logging.DEBUG,
+                "retention removed %d finished tasks (%s)",
+                sum(removed.values()),
+                ", ".join(f"{status.value} {n}" for status, n in removed.items()) or "none due",
+            )
+            more = more or any(n >= self._batch_size for n in removed.values())
+        return more
+
+    def _failed(self, why: str) -> None:
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+            log.warning(
+                "maintenance pass failed (%s); retrying every %.1fs", why, PRUNE_EVERY_SECONDS
+            )
+        else:
+            log.debug("maintenance pass failed again (%s)", why)
+
+    def _recovered(self) -> None:
+        if self._failing_since is not None:
+            log.info(
+                "maintenance passes succeed again after %.1fs",
+                time.monotonic() - self._failing_since,
+            )
+            self._failing_since = None
 
 
 def _first_line(error: Exception) -> str:
