@@ -16,7 +16,8 @@ the same minutes:
   first start to last finish), each in the order baseline, grown, grown, baseline, averaged per
   side;
 - the first list page (no filter, and each filter), page 1,000 by cursor, two creation windows
-  deep in the history (10 minutes; status=failed before a time), a task by id and `/health`:
+  from the middle of the history (one of WINDOW_ROWS tasks; status=failed before it, whose
+  total is walked up to its cap), a task by id and `/health`:
   p50/p99 of sequential requests over HTTP;
 - a dispatcher round's queries (expired leases, lost messages of each priority, due tasks),
   in-process, rolled back so each repetition finds the same work;
@@ -63,6 +64,7 @@ END_MARK = "<!-- bench-scale:end -->"
 QUEUED_DUE = 2_000
 BASELINE_HISTORY = 10_000
 FILL_CHUNK = 1_000_000
+HISTORY_DAYS = 6
 PAGE = 50
 CURSOR_PAGE = 1_000
 READS = 500
@@ -130,19 +132,26 @@ def main(argv: list[str] | None = None) -> None:
         psycopg.connect(base.libpq_url, autocommit=True) as base_db,
         psycopg.connect(grown.libpq_url, autocommit=True) as db,
     ):
+        # Each system's whole history spans HISTORY_DAYS, oldest first in id order (ids follow
+        # creation times, as in a real table, where the creation windows rely on it): the
+        # baseline's 10,000 rows at its own pace, the grown table's rows at the largest size's.
+        start = datetime.now(UTC) - timedelta(days=HISTORY_DAYS)
+        paces = {id(base_db): BASELINE_HISTORY, id(db): max(sizes[-1], BASELINE_HISTORY)}
         for sut, connection in ((base, base_db), (grown, db)):
             sut.process("dispatcher").stop()
             connection.execute(_QUEUED_DUE, {"n": QUEUED_DUE})
             # A small history in the baseline too, so that every filter's first page is as full
             # there as at the larger sizes (an empty page would flatter the baseline).
-            _fill(connection, 0, BASELINE_HISTORY)
+            _fill(connection, 0, BASELINE_HISTORY, start, paces[id(connection)])
         filled = BASELINE_HISTORY
         for size in sizes:
-            fill_seconds = _fill(db, filled, size) if size > filled else 0.0
+            fill_seconds = _fill(db, filled, size, start, paces[id(db)]) if size > filled else 0.0
             filled = max(filled, size)
             label = f"{size:,}"
             print(f"measuring at {label} rows beside the baseline (filled in {fill_seconds:.0f} s)")
-            baseline, at_size = _measure_beside(Side(base, base_db), Side(grown, db))
+            baseline, at_size = _measure_beside(
+                Side(base, base_db, BASELINE_HISTORY), Side(grown, db, filled)
+            )
             rows[label] = {"baseline": baseline, "grown": at_size, "fill seconds": fill_seconds}
             print(json.dumps(rows[label]), flush=True)
             # After each size: a run cut short (the largest fill is long) keeps the rest.
@@ -163,11 +172,11 @@ def _save(figures: dict[str, Any], *, write_page: bool) -> str:
     return table
 
 
-def _fill(db: psycopg.Connection[Any], filled: int, size: int) -> float:
+def _fill(db: psycopg.Connection[Any], filled: int, size: int, start: datetime, pace: int) -> float:
+    """History rows `filled + 1` to `size`, row g created at `start` plus g times a step that
+    puts row `pace` HISTORY_DAYS later (inside every retention age)."""
     began = time.monotonic()
-    # Spread over the last six days whatever the size: inside every retention age.
-    step_ms = 6 * 86_400_000 / max(size, 1)
-    start = datetime.now(UTC) - timedelta(days=6)
+    step_ms = HISTORY_DAYS * 86_400_000 / pace
     for low in range(filled + 1, size + 1, FILL_CHUNK):
         high = min(low + FILL_CHUNK - 1, size)
         first = start + (low - 1) * timedelta(milliseconds=step_ms)
@@ -187,6 +196,7 @@ class Side:
 
     sut: SystemUnderTest
     db: psycopg.Connection[Any]
+    history: int  # rows of finished history
 
 
 def _measure_beside(base: Side, grown: Side) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -208,6 +218,11 @@ def _measure_beside(base: Side, grown: Side) -> tuple[dict[str, Any], dict[str, 
             for index in (0, 1):
                 values = runs[index]
                 figures[index][name] = round(sum(values) / len(values), 1) if values else None
+        for side in (base, grown):
+            # The rate phases left dead versions of thousands of tasks in the queued rows'
+            # index entries; on each system as many as its autovacuum happened not to clear
+            # yet, which moved the queued list's cost by a third either way. Both cleared.
+            side.db.execute("VACUUM tasks")
         for engine in engines:
             _fold(engine)
         with (
@@ -229,6 +244,12 @@ def _measure_beside(base: Side, grown: Side) -> tuple[dict[str, Any], dict[str, 
     return figures
 
 
+def _created_at(db: psycopg.Connection[Any], task_id: int) -> datetime:
+    row = db.execute("SELECT created_at FROM tasks WHERE id = %s", (task_id,)).fetchone()
+    assert row is not None, f"no task {task_id}"
+    return row[0]  # type: ignore[no-any-return]
+
+
 def _reads(side: Side, http: httpx.Client, engine: Any) -> dict[str, Callable[[], None]]:
     """Every timed read of one system, by figure name."""
     cursor = _cursor_of_page(side.db, CURSOR_PAGE)
@@ -240,10 +261,16 @@ def _reads(side: Side, http: httpx.Client, engine: Any) -> dict[str, Callable[[]
     reads["page 1,000 by cursor"] = partial(
         _get, http, f"/api/v1/tasks?limit=50&before_id={cursor}"
     )
-    ago = (datetime.now(UTC) - timedelta(days=3)).replace(microsecond=0)
-    window = {"created_after": ago, "created_before": ago + timedelta(minutes=10)}
+    # Creation windows by rows, not by time, so each holds as many tasks on every table: the
+    # question is what the rest of the table costs them. The history's rows have contiguous ids
+    # after the seed's queued ones; the windows start in its middle.
+    middle = _created_at(side.db, QUEUED_DUE + side.history // 2)
+    window = {
+        "created_after": middle,
+        "created_before": _created_at(side.db, QUEUED_DUE + side.history // 2 + WINDOW_ROWS),
+    }
     reads[WINDOW] = partial(_get, http, "/api/v1/tasks?" + _query(limit=50, **window))
-    failed = _query(status="failed", limit=50, created_before=ago)
+    failed = _query(status="failed", limit=50, created_before=middle)
     reads[FAILED_BEFORE] = partial(_get, http, f"/api/v1/tasks?{failed}")
     reads["task by id"] = lambda: _get(
         http, f"/api/v1/tasks/{chooser.randint(1, top)}", ok=(200, 404)
@@ -359,8 +386,9 @@ def _round(engine: Any) -> None:
 
 
 # Creation windows in the history (filled over the last six days): found by id, not by scanning.
-WINDOW = "list, created in 10 minutes 3 days ago"
-FAILED_BEFORE = "list, status=failed, created before 3 days ago"
+WINDOW_ROWS = 2_000
+WINDOW = f"list, created in a window of {WINDOW_ROWS:,}"
+FAILED_BEFORE = "list, status=failed, created before the window"
 
 LATENCIES = [
     *READ_PATHS,
@@ -395,6 +423,7 @@ def render(figures: dict[str, Any]) -> str:
     worse = [
         f"{column} {value:g}"
         for column in COLUMNS
+        if not column.startswith((WINDOW, FAILED_BEFORE))  # issue 16's: bounded, not flat
         if (value := _ratio(column, *(rows[largest][s].get(column) for s in ("baseline", "grown"))))
         is not None
         and value > GOAL_RATIO
@@ -417,7 +446,8 @@ def render(figures: dict[str, Any]) -> str:
     )
     lines.append("")
     lines.append(
-        f"Goals at {largest} rows: every ratio at most {GOAL_RATIO:g}: "
+        f"Goals at {largest} rows: every ratio at most {GOAL_RATIO:g} (issue 12's figures; the "
+        "creation windows' totals walk up to 20,000 rows, so they are bounded, not flat): "
         + (f"not met by {', '.join(worse)}" if worse else "met")
         + f"; every list page at most {GOAL_LIST_P99_MS:g} ms p99: "
         + (f"not met by {', '.join(slow)}" if slow else "met")

@@ -6,8 +6,9 @@ costs less than a sixth of the end-to-end rate). Task events are off by default 
 Flower turns them on while it runs), metrics and INFO logging on.
 
 One pair of runs says little on a shared machine, where the load of other work can move a rate
-by more than the cost sought. So each feature is measured in PAIRS pairs of end-to-end runs on
-the same warm system, the feature off then on, then on then off (ABBA: a drift in the machine's
+by more than the cost sought. So each feature is measured in PAIRS pairs of runs (end to end;
+task events, which only the workers pay, by the high pool draining a backlog) on the same warm
+system, the feature off then on, then on then off (ABBA: a drift in the machine's
 load between runs hits both sides alike), and the cost reported is the median of the pairs'
 costs (`1 - on / off`), with every pair's rates beside it."""
 
@@ -18,12 +19,17 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from celery import Celery
+
+from adapters.broker.app import create_celery_app
 from bench.cost import cpu_seconds, postgres_cpu_seconds
-from bench.phases.common import say
-from bench.phases.throughput import WORKERS, _wait_ready, end_to_end
+from bench.loadgen import wrk
+from bench.phases.common import epoch, say
+from bench.phases.throughput import HIGH_WORKER, _wait_ready, end_to_end
 from bench.plan import Plan
 from bench.system import SystemUnderTest
 from bench.timings import Timings
+from domain.priority import Priority
 from entrypoints.settings import Settings
 
 PAIRS = 3
@@ -141,14 +147,61 @@ def _restart(sut: SystemUnderTest, processes: tuple[str, ...], setting: str, val
 def events_and_metrics(
     sut: SystemUnderTest, db: Timings, plan: Plan, connections: int
 ) -> dict[str, Any]:
-    """The cost of task events (the workers restarted with TASK_EVENTS false and true) and of
-    metrics (every process restarted with METRICS_ENABLED false and true), as fractions of the
-    end-to-end rate without them: {"events_cost": {...}, "metrics_cost": {...}}."""
+    """The cost of task events (the high pool restarted with TASK_EVENTS false and true,
+    measured draining a backlog: `events_by_drain`) and of metrics (every process restarted with
+    METRICS_ENABLED false and true, end to end), as fractions of the figure without them:
+    {"events_cost": {...}, "metrics_cost": {...}}."""
     every_process = tuple(sut.system.processes)
     return {
-        "events_cost": _pairs(sut, db, plan, connections, "TASK_EVENTS", WORKERS),
+        "events_cost": events_by_drain(sut, db),
         "metrics_cost": _pairs(sut, db, plan, connections, "METRICS_ENABLED", every_process),
     }
+
+
+def events_by_drain(sut: SystemUnderTest, db: Timings, tasks: int = COST_TASKS) -> dict[str, Any]:
+    """Task events' cost to the only process that sends them, the high pool (its Celery worker
+    with its pool processes), in ABBA pairs: the pool, restarted with TASK_EVENTS false or
+    true, stops consuming (Celery's `cancel_consumer`), `tasks` priority-1 tasks are queued
+    through the API, and it drains them (`add_consumer`): the drain's rate, and the pool's CPU
+    time per task from before the creates to the last finish.
+
+    Not end to end, where the same setting's CPU per task moved by a quarter between runs (1.9
+    to 2.9 ms, `make bench` of 2026-12-01): there the tasks per message follow how far the
+    workers lag behind the creates, and so the run's speed. A backlog queued before the drain is
+    grouped into messages the same way at either setting, so the work per task is the same."""
+    app = create_celery_app(sut.redis_url, visibility_timeout_seconds=60, task_events=False)
+    pool = sut.process(HIGH_WORKER)
+    queue = Priority.HIGH.queue_name
+
+    def run(on: bool) -> tuple[float, float]:
+        _restart(sut, (HIGH_WORKER,), "TASK_EVENTS", "true" if on else "false")
+        node = _node(app, queue)
+        app.control.cancel_consumer(queue, destination=[node], reply=True, timeout=5)
+        floor = db.max_id()
+        before = cpu_seconds(pool.pid)
+        wrk.run_count(sut.system.base_url, connections=64, count=tasks, priority=1)
+        app.control.add_consumer(queue, destination=[node], reply=True, timeout=5)
+        done = db.wait_finished_after(floor, timeout=600)
+        spent = cpu_seconds(pool.pid) - before
+        assert done.first_started is not None and done.last_finished is not None
+        seconds = max(epoch(done.last_finished) - epoch(done.first_started), 1e-3)
+        return done.total / seconds, spent * 1000 / max(done.succeeded, 1)
+
+    try:
+        return abba("TASK_EVENTS, high pool draining a backlog", run, tasks)
+    finally:
+        _restart(sut, (HIGH_WORKER,), "TASK_EVENTS", _value(sut, "TASK_EVENTS"))
+        app.close()
+
+
+def _node(app: Celery, queue: str) -> str:
+    """The node name of the one worker consuming `queue` (`high@host`), by Celery's ping."""
+    for _ in range(50):
+        for reply in app.control.ping(timeout=0.5):
+            for node in reply:
+                if node.startswith(f"{queue}@"):
+                    return node
+    raise RuntimeError(f"no worker consuming {queue} answers a ping")
 
 
 def logging_at_info(
