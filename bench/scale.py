@@ -447,7 +447,7 @@ def render(figures: dict[str, Any]) -> str:
     lines.append("")
     lines.append(
         f"Goals at {largest} rows: every ratio at most {GOAL_RATIO:g} (issue 12's figures; the "
-        "creation windows' totals walk up to 20,000 rows, so they are bounded, not flat): "
+        "creation windows' totals walk up to 10,000 rows, so they are bounded, not flat): "
         + (f"not met by {', '.join(worse)}" if worse else "met")
         + f"; every list page at most {GOAL_LIST_P99_MS:g} ms p99: "
         + (f"not met by {', '.join(slow)}" if slow else "met")

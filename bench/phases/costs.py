@@ -33,6 +33,8 @@ from domain.priority import Priority
 from entrypoints.settings import Settings
 
 PAIRS = 3
+# A drain pair takes about 15 s, an end-to-end pair a minute: more of them for the same time.
+DRAIN_PAIRS = 5
 # Enough tasks for a run of several seconds at either setting, short enough for 2 x PAIRS runs.
 COST_TASKS = 4_000
 
@@ -163,7 +165,8 @@ def events_by_drain(sut: SystemUnderTest, db: Timings, tasks: int = COST_TASKS) 
     with its pool processes), in ABBA pairs: the pool, restarted with TASK_EVENTS false or
     true, stops consuming (Celery's `cancel_consumer`), `tasks` priority-1 tasks are queued
     through the API, and it drains them (`add_consumer`): the drain's rate, and the pool's CPU
-    time per task from before the creates to the last finish.
+    time per task from the `add_consumer` to the last finish. A first drain, not counted, warms
+    the system.
 
     Not end to end, where the same setting's CPU per task moved by a quarter between runs (1.9
     to 2.9 ms, `make bench` of 2026-12-01): there the tasks per message follow how far the
@@ -178,8 +181,8 @@ def events_by_drain(sut: SystemUnderTest, db: Timings, tasks: int = COST_TASKS) 
         node = _node(app, queue)
         app.control.cancel_consumer(queue, destination=[node], reply=True, timeout=5)
         floor = db.max_id()
-        before = cpu_seconds(pool.pid)
         wrk.run_count(sut.system.base_url, connections=64, count=tasks, priority=1)
+        before = cpu_seconds(pool.pid)  # not the idle pool's heartbeats while the API queued
         app.control.add_consumer(queue, destination=[node], reply=True, timeout=5)
         done = db.wait_finished_after(floor, timeout=600)
         spent = cpu_seconds(pool.pid) - before
@@ -188,7 +191,8 @@ def events_by_drain(sut: SystemUnderTest, db: Timings, tasks: int = COST_TASKS) 
         return done.total / seconds, spent * 1000 / max(done.succeeded, 1)
 
     try:
-        return abba("TASK_EVENTS, high pool draining a backlog", run, tasks)
+        run(False)  # a first drain warms what the pairs would otherwise bill to one side
+        return abba("TASK_EVENTS, high pool draining a backlog", run, tasks, DRAIN_PAIRS)
     finally:
         _restart(sut, (HIGH_WORKER,), "TASK_EVENTS", _value(sut, "TASK_EVENTS"))
         app.close()

@@ -200,7 +200,7 @@ class TaskPageOut(BaseModel):
     total: int | None = Field(
         description="How many tasks match the filters, over all pages: exact, from the counts "
         "kept per status, priority and type. With `created_after` or `created_before`, counted "
-        "from the window's tasks if it holds at most 20,000 tasks (of any kind); null (not "
+        "from the window's tasks if it holds at most 10,000 tasks (of any kind); null (not "
         "counted) otherwise."
     )
     limit: int

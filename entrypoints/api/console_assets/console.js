@@ -115,9 +115,9 @@ function readFilter() {
   return filter;
 }
 
-// A creation window's total is not counted (null) when the window holds more than 20,000 tasks.
+// A creation window's total is not counted (null) when the window holds more than 10,000 tasks.
 function matching(total) {
-  return total === null ? "many (not counted)" : String(total);
+  return total === null ? "more than 10,000 (not counted)" : String(total);
 }
 
 function query(filter, beforeId) {
