@@ -61,10 +61,17 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(settings.log_level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "celery"):
+    for name in ("uvicorn", "uvicorn.error", "celery"):
         # Their own handlers would print each record a second time, unformatted.
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
+    # Request lines are taskman's own (ACCESS_LOG, entrypoints/api/metrics.py). uvicorn writes
+    # its own whenever this logger has a handler, one reached by propagation included, whatever
+    # its access_log option says: at INFO that was a second line per request, on by default,
+    # about a fifth of the API's CPU per create.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers = []
+    access.propagate = False
     for name in _PER_ATTEMPT_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
 

@@ -190,6 +190,8 @@ def check_logs(observed: Observed, attempts: int) -> None:
                 continue  # Celery's start-up banner is printed, not logged
             record = json.loads(line)
             assert {"event", "level", "timestamp"} <= record.keys(), line
+            # One line per request, taskman's: never uvicorn's own beside it.
+            assert record.get("logger") != "uvicorn.access", line
             if record["event"] == "attempt":
                 attempt_lines.append(record)
             elif record["event"] == "request":
