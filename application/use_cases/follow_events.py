@@ -29,6 +29,16 @@ class EventCursor:
     # One task's stream only: the task finished (its last event was read) or is gone.
     ended: bool = False
 
+    def wants(self, event: TaskEvent) -> bool:
+        """The reader may see the event (its tenant's, or any for an admin) and it matches the
+        filters."""
+        return (
+            self.principal.sees(event.tenant)
+            and (self.task_id is None or event.task_id == self.task_id)
+            and (self.status is None or event.status is self.status)
+            and (self.priority is None or event.priority is self.priority)
+        )
+
 
 class FollowEvents:
     """Reads the event log as a stream, for Server-Sent Events. `open` checks the reader and
@@ -81,7 +91,7 @@ class FollowEvents:
             cursor.ended = True
         if read:
             cursor.after_id = read[-1].id
-        return [event for event in read if self._wanted(cursor, event)]
+        return [event for event in read if cursor.wants(event)]
 
     def _without_gaps(self, cursor: EventCursor, read: list[TaskEvent]) -> list[TaskEvent]:
         expected = cursor.after_id + 1
@@ -95,11 +105,3 @@ class FollowEvents:
             cursor.gap_since = None
             expected = event.id + 1
         return read
-
-    @staticmethod
-    def _wanted(cursor: EventCursor, event: TaskEvent) -> bool:
-        return (
-            cursor.principal.sees(event.tenant)
-            and (cursor.status is None or event.status is cursor.status)
-            and (cursor.priority is None or event.priority is cursor.priority)
-        )
