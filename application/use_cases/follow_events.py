@@ -50,7 +50,10 @@ class FollowEvents:
     commit a lower id after a higher one was read: reading every task's events, `next` stops at
     a missing id and waits for it up to `gap_wait` seconds (a rolled-back transaction leaves a
     hole that never fills). One task's events need no wait: its writers take its row lock in
-    turn, so they commit in id order."""
+    turn, so they commit in id order.
+
+    A reader with an admin's cursor and no filter reads every event: one such reader can serve
+    many streams, each keeping what its own cursor `wants`."""
 
     def __init__(self, uow: UnitOfWork, gap_wait: float) -> None:
         self._uow = uow

@@ -178,7 +178,7 @@ def test_at_the_join_point_a_stream_skips_what_it_has_read_and_misses_nothing(
         # A poll long enough that the feed, once it has read up to `position`, reads again only
         # after the streams below have joined, behind, at or ahead of it.
         feed = EventFeed(lambda: CountingFollow(pg_engine), poll_seconds=1.0)
-        (first,) = added(pg_uow, _task(Priority.HIGH))
+        added(pg_uow, _task(Priority.HIGH))
         live_cursor = EventCursor()
         live = Collector(feed.stream(_opened(pg_engine, live_cursor), live_cursor))
         await asyncio.sleep(0.1)
@@ -200,7 +200,6 @@ def test_at_the_join_point_a_stream_skips_what_it_has_read_and_misses_nothing(
         assert await streams[position][1].until(3) == new
         assert await streams[new[1]][1].until(1) == new[2:]
         assert await live.until(3) == new
-        assert first
 
     _run(scenario)
 
@@ -247,20 +246,17 @@ def test_the_feed_waits_for_a_missing_id_before_handing_out_the_next(
         slow_writer = SqlUnitOfWork(pg_engine)
         with slow_writer:
             slow_writer.tasks.add(_task(Priority.LOW))  # takes an event id, not committed yet
-            (later,) = added(SqlUnitOfWork(pg_engine), _task(Priority.HIGH))
+            added(SqlUnitOfWork(pg_engine), _task(Priority.HIGH))
             await asyncio.sleep(POLL * 5)
             assert stream.ids == [], "the later id waits for the missing one"
             slow_writer.commit()
         log = [event.id for event in _log(pg_engine, cursor.after_id)]
         assert len(log) == 2 and await stream.until(2) == log
-        assert later
 
     _run(scenario)
 
 
-def test_the_feed_reads_only_while_someone_listens(
-    pg_uow: SqlUnitOfWork, pg_engine: Engine
-) -> None:
+def test_the_feed_reads_only_while_someone_listens(pg_engine: Engine) -> None:
     async def scenario() -> None:
         feed = EventFeed(lambda: CountingFollow(pg_engine), POLL)
         assert not feed.running
@@ -281,6 +277,5 @@ def test_the_feed_reads_only_while_someone_listens(
             stopped_at = feed.reads
             await asyncio.sleep(POLL * 5)
             assert feed.reads == stopped_at
-        assert pg_uow
 
     _run(scenario)
