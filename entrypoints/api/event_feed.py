@@ -179,7 +179,7 @@ class EventFeed:
                 ]
                 if wanted and not subscription.offer(b"".join(wanted), len(wanted)):
                     del self._subscribers[subscription]
-                    logger.info("event stream cut off: %d events unsent", self._buffer)
+                    logger.info("event stream cut off: over %d events unsent", self._buffer)
         for subscription in self._subscribers:
             subscription.cursor.after_id = max(subscription.cursor.after_id, position)
         self._position = position

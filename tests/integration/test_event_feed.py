@@ -6,6 +6,7 @@ while the others go on, a missing id is still waited for, and nobody listening m
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
@@ -277,5 +278,41 @@ def test_the_feed_reads_only_while_someone_listens(pg_engine: Engine) -> None:
             stopped_at = feed.reads
             await asyncio.sleep(POLL * 5)
             assert feed.reads == stopped_at
+
+    _run(scenario)
+
+
+def test_a_read_that_outlives_its_stopped_feed_hands_nothing_out(
+    pg_uow: SqlUnitOfWork, pg_engine: Engine
+) -> None:
+    release = threading.Event()
+
+    class Stuck(CountingFollow):
+        def next(self, cursor: EventCursor) -> list[TaskEvent]:
+            release.wait(WAIT)  # still in its thread when its feed is stopped, and after
+            return super().next(cursor)
+
+    async def scenario() -> None:
+        follows: list[CountingFollow] = [Stuck(pg_engine), CountingFollow(pg_engine)]
+        feed = EventFeed(lambda: follows.pop(0), POLL)
+        added(pg_uow, _task(Priority.LOW))
+        first = EventCursor()
+        _opened(pg_engine, first)
+        stuck = follows[0]
+        subscription = feed.join(first)
+        assert subscription is not None
+        await asyncio.sleep(POLL)
+        feed.leave(subscription)  # while its read is stuck
+        added(pg_uow, *[_task(Priority.LOW) for _ in range(3)])
+        cursor = EventCursor()
+        follow = _opened(pg_engine, cursor)
+        start = cursor.after_id
+        stream = Collector(feed.stream(follow, cursor))
+        await asyncio.sleep(POLL * 2)
+        added(pg_uow, *[_task(Priority.HIGH) for _ in range(2)])
+        release.set()
+        expected = [event.id for event in _log(pg_engine, start)]
+        assert len(expected) == 2 and await stream.until(2) == expected
+        assert stuck.reads == 1 and feed.subscribers == 1, "the stopped feed read no more"
 
     _run(scenario)
