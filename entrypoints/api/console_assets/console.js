@@ -127,9 +127,15 @@ function query(filter, beforeId) {
   return "/tasks?" + params.toString();
 }
 
+// Loads overlap (a search submitted while a live refresh is in flight): only the latest one's
+// answer is shown, or an older filter's page could land last and replace the search's.
+let tasksLoads = 0;
+
 async function loadTasks() {
+  const load = ++tasksLoads;
   const beforeId = state.cursors[state.cursors.length - 1];
   const page = await call("GET", query(state.filter, beforeId));
+  if (load !== tasksLoads) return;
   $("total").textContent = matching(page.total) + " matching tasks";
   state.next = page.next;
   $("next-page").disabled = page.next === null;
