@@ -136,16 +136,16 @@ def main(argv: list[str] | None = None) -> None:
         # creation times, as in a real table, where the creation windows rely on it): the
         # baseline's 10,000 rows at its own pace, the grown table's rows at the largest size's.
         start = datetime.now(UTC) - timedelta(days=HISTORY_DAYS)
-        paces = {id(base_db): BASELINE_HISTORY, id(db): max(sizes[-1], BASELINE_HISTORY)}
-        for sut, connection in ((base, base_db), (grown, db)):
+        grown_pace = max(sizes[-1], BASELINE_HISTORY)
+        for sut, connection, pace in ((base, base_db, BASELINE_HISTORY), (grown, db, grown_pace)):
             sut.process("dispatcher").stop()
             connection.execute(_QUEUED_DUE, {"n": QUEUED_DUE})
             # A small history in the baseline too, so that every filter's first page is as full
             # there as at the larger sizes (an empty page would flatter the baseline).
-            _fill(connection, 0, BASELINE_HISTORY, start, paces[id(connection)])
+            _fill(connection, 0, BASELINE_HISTORY, start, pace)
         filled = BASELINE_HISTORY
         for size in sizes:
-            fill_seconds = _fill(db, filled, size, start, paces[id(db)]) if size > filled else 0.0
+            fill_seconds = _fill(db, filled, size, start, grown_pace) if size > filled else 0.0
             filled = max(filled, size)
             label = f"{size:,}"
             print(f"measuring at {label} rows beside the baseline (filled in {fill_seconds:.0f} s)")

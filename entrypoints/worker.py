@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import contextlib
 import logging
 import multiprocessing.util
 import os
 import shutil
 import signal
 import sys
-import threading
 from logging import INFO, WARNING
 from typing import Any
 
@@ -91,11 +89,6 @@ def register_tasks(app: Celery, container: Container, priority: Priority) -> Non
         # A pool process is forked: connections inherited from the parent share its sockets, so
         # drop them without closing them (closing would end the parent's sessions too).
         container.engine().dispose(close=False)
-        # Its own connection opened now, not by its first task: that task's start would wait
-        # for PostgreSQL's connection setup (about 20 ms: the idle p99 of `make bench` was the
-        # first task of each pool process). On a thread: Celery gives a pool process 4 s to
-        # report ready, and a store that is down or unreachable is the first task's to meet.
-        threading.Thread(target=_open_a_connection, args=(container,), daemon=True).start()
         # A supervisor (honcho, a test, `kill -TERM -PGID`) signals the worker's whole process
         # group: a pool process killed by that SIGTERM dies mid-attempt, the main process logs
         # an ERROR for it and its warm shutdown then waits on a pool it cannot close. Only the
@@ -108,11 +101,6 @@ def register_tasks(app: Celery, container: Container, priority: Priority) -> Non
         signals.worker_process_shutdown.connect(exit_at_once, weak=False)
 
     signals.worker_process_init.connect(forget_parent_engine, weak=False)
-
-
-def _open_a_connection(container: Container) -> None:
-    with contextlib.suppress(Exception), container.engine().connect():
-        pass
 
 
 def _ms(seconds: float | None) -> float | None:
