@@ -168,7 +168,8 @@ class Settings(BaseSettings):
     events_poll_seconds: float = Field(
         default=0.25,
         gt=0,
-        description="How often an open event stream reads the event log for new events.",
+        description="How often the event log is read for new events: by the reader every "
+        "stream of every task's events shares (one per API process), and by each task's stream.",
     )
     events_heartbeat_seconds: float = Field(
         default=15.0,

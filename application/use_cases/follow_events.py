@@ -29,6 +29,16 @@ class EventCursor:
     # One task's stream only: the task finished (its last event was read) or is gone.
     ended: bool = False
 
+    def wants(self, event: TaskEvent) -> bool:
+        """The reader may see the event (its tenant's, or any for an admin) and it matches the
+        filters."""
+        return (
+            self.principal.sees(event.tenant)
+            and (self.task_id is None or event.task_id == self.task_id)
+            and (self.status is None or event.status is self.status)
+            and (self.priority is None or event.priority is self.priority)
+        )
+
 
 class FollowEvents:
     """Reads the event log as a stream, for Server-Sent Events. `open` checks the reader and
@@ -40,7 +50,10 @@ class FollowEvents:
     commit a lower id after a higher one was read: reading every task's events, `next` stops at
     a missing id and waits for it up to `gap_wait` seconds (a rolled-back transaction leaves a
     hole that never fills). One task's events need no wait: its writers take its row lock in
-    turn, so they commit in id order."""
+    turn, so they commit in id order.
+
+    A reader with an admin's cursor and no filter reads every event: one such reader can serve
+    many streams, each keeping what its own cursor `wants`."""
 
     def __init__(self, uow: UnitOfWork, gap_wait: float) -> None:
         self._uow = uow
@@ -81,7 +94,7 @@ class FollowEvents:
             cursor.ended = True
         if read:
             cursor.after_id = read[-1].id
-        return [event for event in read if self._wanted(cursor, event)]
+        return [event for event in read if cursor.wants(event)]
 
     def _without_gaps(self, cursor: EventCursor, read: list[TaskEvent]) -> list[TaskEvent]:
         expected = cursor.after_id + 1
@@ -95,11 +108,3 @@ class FollowEvents:
             cursor.gap_since = None
             expected = event.id + 1
         return read
-
-    @staticmethod
-    def _wanted(cursor: EventCursor, event: TaskEvent) -> bool:
-        return (
-            cursor.principal.sees(event.tenant)
-            and (cursor.status is None or event.status is cursor.status)
-            and (cursor.priority is None or event.priority is cursor.priority)
-        )

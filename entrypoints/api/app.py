@@ -18,6 +18,7 @@ from entrypoints.api import API_PREFIX, console, health, history, tasks
 from entrypoints.api.body_limit import BodyLimitMiddleware
 from entrypoints.api.create_groups import CreateGroups
 from entrypoints.api.docs import install_problem_schemas
+from entrypoints.api.event_feed import EventFeed
 from entrypoints.api.idempotency import InFlightKeys
 from entrypoints.api.metrics import install_metrics
 from entrypoints.api.problems import install_problem_handlers
@@ -62,6 +63,8 @@ def create_app(container: Container | None = None) -> FastAPI:
     # A move waits for its task's turn no longer than a statement waits for the task's row.
     app.state.task_turns = TaskTurns(wait_seconds=settings.db_lock_timeout_seconds)
     app.state.in_flight_keys = InFlightKeys()
+    # Shared by the streams of every task's events: one read of the log per poll for them all.
+    app.state.event_feed = EventFeed(container.follow_events, settings.events_poll_seconds)
     app.state.rate_limiter = rate_limiter(settings)
     app.include_router(tasks.router, prefix=API_PREFIX)
     app.include_router(health.router, prefix=API_PREFIX)

@@ -3,17 +3,18 @@
 The event streams read the store's event log (revision 0007) every EVENTS_POLL_SECONDS, send
 each event with its id as the SSE `id:`, resume after `Last-Event-ID`, and send a comment every
 EVENTS_HEARTBEAT_SECONDS while nothing happens; a task's stream ends with the event that
-finishes it (success, failed, cancelled). sse-starlette writes the wire format and ends a
-stream when its client goes away or the server shuts down."""
+finishes it (success, failed, cancelled). The streams of every task's events share one reader
+of the log per process (entrypoints/api/event_feed.py); a task's stream reads on its own.
+sse-starlette writes the wire format and ends a stream when its client goes away or the server
+shuts down."""
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from dependency_injector.wiring import inject
 from fastapi import APIRouter, Depends, Header, Query, Request
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from application.use_cases import EventCursor, ExplainTask, FollowEvents, GetAttempts
@@ -21,7 +22,8 @@ from domain.priority import Priority
 from domain.task import INT64_MAX, TaskStatus
 from entrypoints.api.auth import Reader
 from entrypoints.api.docs import error_responses
-from entrypoints.api.history_schemas import AttemptOut, AttemptsOut, ExplanationOut, event_data
+from entrypoints.api.event_feed import encoded
+from entrypoints.api.history_schemas import AttemptOut, AttemptsOut, ExplanationOut
 from entrypoints.api.injection import Provide
 from entrypoints.api.tasks import TASKS_PATH, TaskId
 from entrypoints.container import Container
@@ -130,22 +132,25 @@ async def _stream(
     # Opened before the response starts, so a missing task or scope is a problem, not a stream.
     await run_in_threadpool(follow.open, cursor, resume=resume)
     settings = request.app.state.container.settings()
+    poll_seconds = settings.events_poll_seconds
+    if cursor.task_id is None:
+        events = request.app.state.event_feed.stream(follow, cursor)
+    else:
+        events = _task_events(follow, cursor, poll_seconds)
     return EventSourceResponse(
-        _events(follow, cursor, settings.events_poll_seconds),
-        ping=settings.events_heartbeat_seconds,
-        headers={"Cache-Control": "no-store"},
+        events, ping=settings.events_heartbeat_seconds, headers={"Cache-Control": "no-store"}
     )
 
 
-async def _events(
+async def _task_events(
     follow: FollowEvents, cursor: EventCursor, poll_seconds: float
-) -> AsyncIterator[ServerSentEvent]:
+) -> AsyncIterator[bytes]:
+    """One task's stream reads on its own: it lives until its task finishes, its reads use the
+    task's index, and its end needs the task read with its events (FollowEvents.next)."""
     while True:
         read_past = cursor.after_id
-        for event in await run_in_threadpool(follow.next, cursor):
-            yield ServerSentEvent(
-                data=json.dumps(event_data(event)), id=str(event.id), event="task"
-            )
+        if found := await run_in_threadpool(follow.next, cursor):
+            yield encoded(found)
         if cursor.ended:
             return
         if cursor.after_id == read_past:  # caught up (events filtered out count as read)

@@ -72,6 +72,48 @@ class EventScenarios:
         assert all(data["priority"] == 1 for _, data in events)
         assert low["id"] not in {data["task_id"] for _, data in events}
 
+    def test_streams_with_other_filters_and_a_resumed_one_each_get_exactly_their_events(
+        self, system: RunningSystem
+    ) -> None:
+        # Open together, they share the API process's reader of the log (API_WORKERS=1 here).
+        with (
+            system.http.stream("GET", "/api/v1/events", timeout=30) as every,
+            system.http.stream("GET", "/api/v1/events", params={"status": "success"}) as done,
+            system.http.stream("GET", "/api/v1/events", params={"priority": 2}) as medium,
+        ):
+            tasks = [system.create(n, 1, priority=1) for n in range(3)]
+            later = system.create(9, 9, priority=2)  # due in 5 s: only its creation is awaited
+            last = tasks[-1]["id"]
+            events = read_events(
+                every.iter_lines(),
+                lambda data: data["task_id"] == last and data["status"] == "success",
+            )
+            mine = {task["id"] for task in tasks}
+            assert [d["status"] for _, d in events if d["task_id"] == last] == [
+                "queued",
+                "running",
+                "success",
+            ]
+            successes = read_events(done.iter_lines(), lambda data: data["task_id"] == last)
+            assert all(data["status"] == "success" for _, data in successes)
+            assert mine <= {data["task_id"] for _, data in successes}
+            (created,) = read_events(medium.iter_lines(), lambda data: True)
+            assert (created[1]["task_id"], created[1]["status"]) == (later["id"], "queued")
+
+            # Resuming from before the first of them (behind the shared reader, which is past
+            # them): its own reads first, then the shared reader's, with nothing lost or repeated.
+            first = next(event_id for event_id, data in events if data["task_id"] in mine)
+            ids = [event_id for event_id, _ in events if event_id >= first]
+            with system.http.stream(
+                "GET", "/api/v1/events", headers={"Last-Event-ID": str(first - 1)}, timeout=30
+            ) as resumed:
+                lines = resumed.iter_lines()
+                again = read_events(lines, lambda data: data["event_id"] >= ids[-1])
+                assert [event_id for event_id, _ in again] == ids
+                system.create(5, 5, priority=1)  # and it follows what comes next
+                ((after, _),) = read_events(lines, lambda data: True)
+                assert after > ids[-1]
+
     def test_attempts_and_explain_answer_on_the_running_system(self, system: RunningSystem) -> None:
         done = system.create(3, 4, priority=1)
         system.wait_for(done["id"])
