@@ -171,10 +171,16 @@ def test_a_search_by_creation_time_then_a_bulk_cancel_of_that_window(
     split = _local_second(page, datetime.fromisoformat(later["created_at"]))
 
     _search(page, priority="3", created_after=split)
-    # Listed unfiltered at first: gone once the search answered.
-    page.wait_for_selector(f'tr[data-task-id="{earlier["id"]}"]', state="detached", timeout=WAIT_MS)
-    assert _listed(page, later["id"])
-    assert page.inner_text("#total") == "1 matching tasks"
+    # Waits for the search's answer itself: before it, the table may still hold the unfiltered
+    # page from before `earlier` was created (the live refresh follows an event by ~0.3 s, and
+    # `later` can come a few ms after `earlier`), so "earlier is not listed" proves nothing.
+    page.wait_for_function(
+        """([earlier, later]) => document.querySelector(`tr[data-task-id="${later}"]`) !== null
+            && document.querySelector(`tr[data-task-id="${earlier}"]`) === null
+            && document.getElementById("total").textContent === '1 matching tasks'""",
+        arg=[earlier["id"], later["id"]],
+        timeout=WAIT_MS,
+    )
     _search(page, priority="3", created_before=split)
     page.wait_for_selector(f'tr[data-task-id="{earlier["id"]}"]', timeout=WAIT_MS)
     assert not _listed(page, later["id"])
