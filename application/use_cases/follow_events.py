@@ -28,6 +28,8 @@ class EventCursor:
     gap_since: float | None = field(default=None, repr=False)
     # One task's stream only: the task finished (its last event was read) or is gone.
     ended: bool = False
+    # The last read was a full one (EVENTS_PER_READ events): more may wait, read again at once.
+    more: bool = False
 
     def wants(self, event: TaskEvent) -> bool:
         """The reader may see the event (its tenant's, or any for an admin) and it matches the
@@ -92,6 +94,8 @@ class FollowEvents:
         elif read and read[-1].status in FINISHED and len(read) < EVENTS_PER_READ:
             # Its latest event finished it (a failure retried since is not the end).
             cursor.ended = True
+        # Not after a read cut short by a missing id: that one is waited for, not read at once.
+        cursor.more = len(read) == EVENTS_PER_READ
         if read:
             cursor.after_id = read[-1].id
         return [event for event in read if cursor.wants(event)]

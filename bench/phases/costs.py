@@ -7,10 +7,10 @@ Flower turns them on while it runs), metrics and INFO logging on.
 
 One pair of runs says little on a shared machine, where the load of other work can move a rate
 by more than the cost sought. So each feature is measured in PAIRS pairs of runs (end to end;
-task events, which only the workers pay, by the high pool draining a backlog) on the same warm
-system, the feature off then on, then on then off (ABBA: a drift in the machine's
-load between runs hits both sides alike), and the cost reported is the median of the pairs'
-costs (`1 - on / off`), with every pair's rates beside it."""
+task events and logging, which only the workers pay per task, by the high pool draining a
+backlog) on the same warm system, the feature off then on, then on then off (ABBA: a drift in
+the machine's load between runs hits both sides alike), and the cost reported is the median of
+the pairs' costs (`1 - on / off`), with every pair's rates beside it."""
 
 from __future__ import annotations
 
@@ -150,34 +150,68 @@ def events_and_metrics(
     sut: SystemUnderTest, db: Timings, plan: Plan, connections: int
 ) -> dict[str, Any]:
     """The cost of task events (the high pool restarted with TASK_EVENTS false and true,
-    measured draining a backlog: `events_by_drain`) and of metrics (every process restarted with
+    measured draining a backlog: `by_drain`) and of metrics (every process restarted with
     METRICS_ENABLED false and true, end to end), as fractions of the figure without them:
     {"events_cost": {...}, "metrics_cost": {...}}. Task events' `cost_of_run` is the CPU they
     add per task over the whole system's CPU per task end to end (metrics' runs at the
     defaults): what they cost the end-to-end run, the pool being one part of it."""
     every_process = tuple(sut.system.processes)
-    events = events_by_drain(sut, db)
+    events = by_drain(sut, db, "TASK_EVENTS", ("false", "true"))
     metrics = _pairs(sut, db, plan, connections, "METRICS_ENABLED", every_process)
     # The goal is a share of the run: the CPU events add per task (in the only process that
     # pays it) over the whole system's CPU per task end to end, at the defaults (metrics on).
     run_cpu_ms = statistics.median(pair["cpu_ms_on"] for pair in metrics["pairs"])
-    added_ms = statistics.median(p["cpu_ms_on"] - p["cpu_ms_off"] for p in events["pairs"])
-    events["run_cpu_ms_per_task"] = round(run_cpu_ms, 4)
-    events["cost_of_run"] = round(added_ms / run_cpu_ms, 4)
-    say(
-        f"task events add {added_ms:.3f} ms of the high pool's CPU per task (median pair): "
-        f"{added_ms / run_cpu_ms:+.1%} of the system's {run_cpu_ms:.2f} ms per task end to end"
-    )
+    share_of_run("task events", events, run_cpu_ms)
     return {"events_cost": events, "metrics_cost": metrics}
 
 
-def events_by_drain(sut: SystemUnderTest, db: Timings, tasks: int = COST_TASKS) -> dict[str, Any]:
-    """Task events' cost to the only process that sends them, the high pool (its Celery worker
-    with its pool processes), in ABBA pairs: the pool, restarted with TASK_EVENTS false or
-    true, stops consuming (Celery's `cancel_consumer`), `tasks` priority-1 tasks are queued
-    through the API, and it drains them (`add_consumer`): the drain's rate, and the pool's CPU
-    time per task from the `add_consumer` to the last finish. A first drain, not counted, warms
-    the system.
+def share_of_run(what: str, drained: dict[str, Any], run_cpu_ms: float) -> None:
+    """Adds to a `drains` measure its `cost_of_run`: the median pair's added CPU per task over
+    `run_cpu_ms`, the whole system's CPU per task end to end (ms)."""
+    added_ms = statistics.median(p["cpu_ms_on"] - p["cpu_ms_off"] for p in drained["pairs"])
+    drained["run_cpu_ms_per_task"] = round(run_cpu_ms, 4)
+    drained["cost_of_run"] = round(added_ms / run_cpu_ms, 4)
+    say(
+        f"{what}: {added_ms:+.3f} ms of CPU per task (median pair): "
+        f"{added_ms / run_cpu_ms:+.1%} of the system's {run_cpu_ms:.2f} ms per task end to end"
+    )
+
+
+def by_drain(
+    sut: SystemUnderTest,
+    db: Timings,
+    setting: str,
+    values: tuple[str, str],
+    tasks: int = COST_TASKS,
+) -> dict[str, Any]:
+    """A per-attempt feature's cost to the only process that pays it, the high pool (its Celery
+    worker with its pool processes), in ABBA pairs of drains (`drains`): the pool restarted
+    with `setting` at `values` (off, then on)."""
+
+    def switch(on: bool) -> None:
+        _restart(sut, (HIGH_WORKER,), setting, values[1] if on else values[0])
+
+    try:
+        return drains(sut, db, setting, switch, tasks)
+    finally:
+        _restart(sut, (HIGH_WORKER,), setting, _value(sut, setting))
+
+
+def drains(
+    sut: SystemUnderTest,
+    db: Timings,
+    what: str,
+    switch: Callable[[bool], None],
+    tasks: int = COST_TASKS,
+    *,
+    whole_life: bool = False,
+) -> dict[str, Any]:
+    """A feature's cost in ABBA pairs of drains: `switch(on)` sets it, the high pool stops
+    consuming (Celery's `cancel_consumer`), `tasks` priority-1 tasks are queued through the API
+    at 64 connections, and the pool drains them (`add_consumer`): the drain's rate, and the
+    pool's CPU time per task from the `add_consumer` to the last finish. `whole_life` adds the
+    API processes' CPU time over the creates and PostgreSQL's over both (for a feature the
+    database and the creates pay too). A first drain, not counted, warms the system.
 
     Not end to end, where the same setting's CPU per task moved by a quarter between runs (1.9
     to 2.9 ms, `make bench` of 2026-12-01): there the tasks per message follow how far the
@@ -187,25 +221,31 @@ def events_by_drain(sut: SystemUnderTest, db: Timings, tasks: int = COST_TASKS) 
     pool = sut.process(HIGH_WORKER)
     queue = Priority.HIGH.queue_name
 
+    def database() -> float:
+        return postgres_cpu_seconds() if whole_life else 0.0
+
     def run(on: bool) -> tuple[float, float]:
-        _restart(sut, (HIGH_WORKER,), "TASK_EVENTS", "true" if on else "false")
+        switch(on)
         node = _node(app, queue)
         app.control.cancel_consumer(queue, destination=[node], reply=True, timeout=5)
         floor = db.max_id()
+        created_from = cpu_seconds(sut.process("api").pid) + database() if whole_life else 0.0
         wrk.run_count(sut.system.base_url, connections=64, count=tasks, priority=1)
-        before = cpu_seconds(pool.pid)  # not the idle pool's heartbeats while the API queued
+        creates = (
+            cpu_seconds(sut.process("api").pid) + database() - created_from if whole_life else 0.0
+        )
+        before = cpu_seconds(pool.pid) + database()  # not the idle pool's while the API queued
         app.control.add_consumer(queue, destination=[node], reply=True, timeout=5)
         done = db.wait_finished_after(floor, timeout=600)
-        spent = cpu_seconds(pool.pid) - before
+        spent = cpu_seconds(pool.pid) + database() - before + creates
         assert done.first_started is not None and done.last_finished is not None
         seconds = max(epoch(done.last_finished) - epoch(done.first_started), 1e-3)
         return done.total / seconds, spent * 1000 / max(done.succeeded, 1)
 
     try:
         run(False)  # a first drain warms what the pairs would otherwise bill to one side
-        return abba("TASK_EVENTS, high pool draining a backlog", run, tasks, DRAIN_PAIRS)
+        return abba(f"{what}, high pool draining a backlog", run, tasks, DRAIN_PAIRS)
     finally:
-        _restart(sut, (HIGH_WORKER,), "TASK_EVENTS", _value(sut, "TASK_EVENTS"))
         app.close()
 
 
@@ -219,20 +259,18 @@ def _node(app: Celery, queue: str) -> str:
     raise RuntimeError(f"no worker consuming {queue} answers a ping")
 
 
-def logging_at_info(
-    sut: SystemUnderTest, db: Timings, plan: Plan, connections: int
-) -> dict[str, Any]:
-    """The cost of `make run`'s logging: every process restarted with LOG_LEVEL at `make run`'s
-    default (INFO: a worker writes one line per attempt, in `make run`'s LOG_FORMAT) and at
-    WARNING (no line per attempt), as a fraction of the end-to-end rate without it:
-    {"logging_cost": {...}}."""
+def logging_at_info(sut: SystemUnderTest, db: Timings, run_cpu_ms: float) -> dict[str, Any]:
+    """The cost of `make run`'s logging, measured as task events are (`by_drain`): the high pool
+    restarted with LOG_LEVEL at `make run`'s default (INFO: one line per attempt, in `make
+    run`'s LOG_FORMAT) and at WARNING (none), its added CPU per task over `run_cpu_ms`, the
+    system's CPU per task end to end: {"logging_cost": {...}}. The pools are the only
+    processes that write a line per task at INFO: the API writes none per request unless
+    ACCESS_LOG is set (off by default), the dispatcher none per priority-1 task.
+
+    Not end to end: pairs of end-to-end runs moved by more than the cost (22% in one `make
+    bench`, -20% in the next, 2026-12-01)."""
     default = str(Settings.model_fields["log_level"].default)
-    every_process = tuple(sut.system.processes)
-    return {
-        "logging_cost": {
-            **_pairs(sut, db, plan, connections, "LOG_LEVEL", every_process, ("WARNING", default)),
-            "log_format": sut.env.get(
-                "LOG_FORMAT", str(Settings.model_fields["log_format"].default)
-            ),
-        }
-    }
+    cost = by_drain(sut, db, "LOG_LEVEL", ("WARNING", default))
+    share_of_run("logging at INFO", cost, run_cpu_ms)
+    log_format = sut.env.get("LOG_FORMAT", str(Settings.model_fields["log_format"].default))
+    return {"logging_cost": {**cost, "log_format": log_format}}

@@ -18,17 +18,14 @@ reconnecting with Last-Event-ID, resumes where it stopped."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 
-from sse_starlette import ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from application.ports import StoreUnavailable, TaskEvent
 from application.use_cases import EventCursor, FollowEvents
 from domain.access import BUILT_IN
-from entrypoints.api.history_schemas import event_data
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +39,17 @@ def encoded(events: list[TaskEvent]) -> bytes:
 
 
 def _encoded(event: TaskEvent) -> bytes:
-    data = json.dumps(event_data(event))
-    return ServerSentEvent(data=data, id=str(event.id), event="task").encode()
+    """One event as sse_starlette's `ServerSentEvent(data=json.dumps(event_data(event)),
+    id=str(event.id), event="task").encode()` writes it, byte for byte (checked on every status
+    and priority by tests/unit/api/test_event_feed.py), in about a quarter of its time: each
+    API process pays it once per event of the log while any of its streams is open. Formatted
+    directly because every field is an integer or a string JSON does not escape (a status's
+    value, an ISO 8601 time)."""
+    return (
+        f'id: {event.id}\r\nevent: task\r\ndata: {{"event_id": {event.id}, "task_id": '
+        f'{event.task_id}, "status": "{event.status.value}", "priority": {event.priority:d}, '
+        f'"at": "{event.at.isoformat()}"}}\r\n\r\n'
+    ).encode()
 
 
 class Subscription:
@@ -148,14 +154,15 @@ class EventFeed:
         follow = self._follow()
         try:
             while True:
-                read_past = cursor.after_id
                 events = await run_in_threadpool(follow.next, cursor)
                 self.reads += 1
                 self._hand_out(events, cursor.after_id)
                 if not self._subscribers:  # the last ones were cut off
                     self._task = None
                     return
-                if cursor.after_id == read_past:  # caught up
+                # Under load a read right after the last finds a few events, at the cost of a
+                # whole read (a transaction, from a thread): one per poll serves them all.
+                if not cursor.more:
                     await asyncio.sleep(self._poll_seconds)
         except StoreUnavailable as error:
             logger.warning("event feed stopped, its streams end: %s", error)

@@ -1,7 +1,8 @@
 """The shared reader of the event log (entrypoints/api/event_feed.py) on PostgreSQL: every
 stream of every task's events gets exactly its events in order, a stream resuming from an older
 id catches up by itself and joins the feed without a gap or a repeat, a slow stream is cut off
-while the others go on, a missing id is still waited for, and nobody listening means no reads."""
+while the others go on, a missing id is still waited for, nobody listening means no reads, and
+under load the feed reads once per poll (at once again only after a full read)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from sqlalchemy import Engine
 from adapters.sql import SqlUnitOfWork
 from application.ports import TaskEvent
 from application.use_cases import EventCursor, FollowEvents
+from application.use_cases.follow_events import EVENTS_PER_READ
 from domain.access import Principal, Scope
 from domain.priority import Priority
 from domain.task import Task, TaskStatus
@@ -314,5 +316,28 @@ def test_a_read_that_outlives_its_stopped_feed_hands_nothing_out(
         expected = [event.id for event in _log(pg_engine, start)]
         assert len(expected) == 2 and await stream.until(2) == expected
         assert stuck.reads == 1 and feed.subscribers == 1, "the stopped feed read no more"
+
+    _run(scenario)
+
+
+def test_under_load_the_feed_reads_once_per_poll_and_again_at_once_only_after_a_full_read(
+    pg_uow: SqlUnitOfWork, pg_engine: Engine
+) -> None:
+    async def scenario() -> None:
+        # A long poll: every read but the first comes from the feed's own rule. No wait for a
+        # missing id (one an earlier test rolled back may precede the burst): not the subject.
+        feed = EventFeed(lambda: CountingFollow(pg_engine, gap_wait=0), poll_seconds=1.5)
+        cursor = EventCursor()
+        live = Collector(feed.stream(_opened(pg_engine, cursor), cursor))
+        await asyncio.sleep(0.1)
+        assert feed.reads == 1
+        burst = 2 * EVENTS_PER_READ + 100
+        added(pg_uow, *[_task(Priority.HIGH) for _ in range(burst)])
+        new = [event.id for event in _log(pg_engine, cursor.after_id)]
+        # At the next poll: two full reads, each followed at once by another, then one with the
+        # rest, after which it waits a whole poll (a read right after each would find nothing).
+        assert await live.until(burst) == new
+        assert feed.reads == 1 + 3
+        await live.close()
 
     _run(scenario)

@@ -1,4 +1,5 @@
-"""Retention of the event log, and explain's reasons that need a broker fault or a lost lease."""
+"""Reading the event log (missing ids, full reads), its retention, and explain's reasons that
+need a broker fault or a lost lease."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from application.use_cases import (
     FollowEvents,
     PruneFinishedTasks,
     ReasonCode,
+    follow_events,
 )
 from domain.priority import Priority
 from domain.task import Task, TaskStatus
@@ -71,6 +73,21 @@ def test_a_reader_of_every_task_waits_on_a_missing_event_id_then_skips_it(core: 
     assert [e.id for e in hasty.next(skipping)] == [1, 3]
     one_task = patient.open(EventCursor(task_id=3), resume=False)
     assert [e.id for e in patient.next(one_task)] == [3]  # one task's events never wait
+
+
+def test_a_reader_reads_again_at_once_only_after_a_full_read_not_one_cut_by_a_missing_id(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(follow_events, "EVENTS_PER_READ", 2)
+    for _ in range(6):
+        _create(core, Priority.LOW)
+    core.uow.store.events = [e for e in core.uow.store.events if e.id != 4]  # 4 not committed
+    follow = FollowEvents(core.uow, gap_wait=60)
+    cursor = follow.open(EventCursor(), resume=True)
+
+    assert [e.id for e in follow.next(cursor)] == [1, 2] and cursor.more
+    # Read 3 and 5, kept 3: the missing 4 is waited for, at the poll's pace, not read for again.
+    assert [e.id for e in follow.next(cursor)] == [3] and not cursor.more
 
 
 def test_retention_prunes_old_events_in_batches_until_they_are_gone(core: Core) -> None:

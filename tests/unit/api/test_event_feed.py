@@ -1,14 +1,24 @@
 """The shared event feed on the fake store: a store that stops answering ends every stream (its
 clients resume with Last-Event-ID) and the next stream starts the feed again; a batch larger than
-a subscriber's buffer still reaches a subscriber that holds nothing. The feed on PostgreSQL:
+a subscriber's buffer still reaches a subscriber that holds nothing; each event is written as
+sse_starlette would write its JSON. The feed on PostgreSQL:
 tests/integration/test_event_feed.py."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from itertools import product
 
+from sse_starlette import ServerSentEvent
+
+from application.ports import TaskEvent
 from application.use_cases import CreateTaskRequest, EventCursor, FollowEvents
-from entrypoints.api.event_feed import EventFeed, Subscription
+from domain.priority import Priority
+from domain.task import TaskStatus
+from entrypoints.api.event_feed import EventFeed, Subscription, encoded
+from entrypoints.api.history_schemas import event_data
 from tests.unit.conftest import Core
 
 POLL = 0.01
@@ -49,3 +59,21 @@ def test_a_subscriber_holding_nothing_takes_a_batch_larger_than_its_buffer() -> 
         assert await subscription.next() is None
 
     asyncio.run(scenario())
+
+
+def test_each_event_is_encoded_as_sse_starlette_encodes_its_json() -> None:
+    times = (
+        datetime(2026, 12, 1, 8, 45, 47, 830487, tzinfo=UTC),
+        datetime(2026, 12, 1, 8, 45, 47, tzinfo=UTC),  # no microseconds: none written
+        datetime(2026, 12, 1, 9, 45, 47, 1, tzinfo=timezone(timedelta(hours=1))),
+    )
+    events = [
+        TaskEvent(id=10**12 + n, task_id=n, tenant="acme", status=status, priority=priority, at=at)
+        for n, (status, priority, at) in enumerate(product(TaskStatus, Priority, times))
+    ]
+    expected = b"".join(
+        ServerSentEvent(data=json.dumps(event_data(e)), id=str(e.id), event="task").encode()
+        for e in events
+    )
+    assert encoded(events) == expected
+    assert encoded([]) == b""
