@@ -61,7 +61,10 @@ def goals(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def _cost(measured: dict[str, Any]) -> float:
     """A feature's cost to the run: its share of the run's CPU per task where measured so (task
     events: bench/phases/costs.py), else its CPU-per-task cost, else its throughput cost."""
-    return float(measured.get("cost_of_run", measured.get("cpu_cost", measured["cost"])))
+    for key in ("cost_of_run", "cpu_cost", "cost"):
+        if key in measured:
+            return float(measured[key])
+    raise KeyError(f"no cost in {measured}")
 
 
 def rows(figures: dict[str, Any]) -> list[Row]:
@@ -103,8 +106,10 @@ def rows(figures: dict[str, Any]) -> list[Row]:
                     len(figures[name]["pairs"]) // 2
                 ]
                 on_ms, off_ms = by_cpu["cpu_ms_on"], by_cpu["cpu_ms_off"]
+                # Drains count the one process that pays; end-to-end runs, all of them.
+                of = figures[name].get("cpu_of", "all processes")
                 table.append(
-                    (f"CPU per task, {what} (ms)", on_ms, off_ms, ratio(on_ms, off_ms), off)
+                    (f"CPU per task, {what} ({of}, ms)", on_ms, off_ms, ratio(on_ms, off_ms), off)
                 )
     if "event_streams_cost" in figures:  # measured by bursts of events (bench/history_cost.py)
         streams = figures["event_streams_cost"]

@@ -169,7 +169,8 @@ class Settings(BaseSettings):
         default=0.25,
         gt=0,
         description="How often the event log is read for new events: by the reader every "
-        "stream of every task's events shares (one per API process), and by each task's stream.",
+        "stream of every task's events shares (one per API process; sooner only after a full "
+        "read of 500 events), and by each task's stream.",
     )
     events_heartbeat_seconds: float = Field(
         default=15.0,

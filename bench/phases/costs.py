@@ -1,23 +1,24 @@
-"""What an optional feature costs end to end: task events (Flower's and `celery events`' feed)
-and Prometheus metrics, each measured against the same system without it (issue 13's goal:
-each within 5% of the end-to-end rate without it), and logging: `make run`'s LOG_LEVEL and
-LOG_FORMAT (INFO, console lines: one per attempt) against LOG_LEVEL=WARNING (issue 14's goal: it
-costs less than a sixth of the end-to-end rate). Task events are off by default (as in Celery;
-Flower turns them on while it runs), metrics and INFO logging on.
+"""What an optional feature costs: task events (Flower's and `celery events`' feed),
+Prometheus metrics (issue 13's goal: each within 5% of the end-to-end figure without it), and
+logging: `make run`'s LOG_LEVEL and LOG_FORMAT (INFO, console lines: one per attempt) against
+LOG_LEVEL=WARNING (issue 14's goal: less than a sixth). Task events are off by default (as in
+Celery; Flower turns them on while it runs), metrics and INFO logging on. bench/history_cost.py
+measures issue 16's (the history triggers, event streams) with the same tools.
 
 One pair of runs says little on a shared machine, where the load of other work can move a rate
-by more than the cost sought. So each feature is measured in PAIRS pairs of runs (end to end;
-task events and logging, which only the workers pay per task, by the high pool draining a
-backlog) on the same warm system, the feature off then on, then on then off (ABBA: a drift in
-the machine's load between runs hits both sides alike), and the cost reported is the median of
-the pairs' costs (`1 - on / off`), with every pair's rates beside it."""
+by more than the cost sought, and end to end the same setting's CPU per task moved by a quarter
+between runs. So each feature is measured where it is paid, in PAIRS pairs of drains of a
+backlog (`drains`), the feature off then on, then on then off (ABBA: a drift in the machine's
+load between runs hits both sides alike), and judged by its `cost_of_run`: the CPU it adds per
+task (median pair) over the whole system's CPU per task end to end at the defaults. Every
+pair's rates and CPU per task are kept beside the medians."""
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 from celery import Celery
 
@@ -32,33 +33,12 @@ from bench.timings import Timings
 from domain.priority import Priority
 from entrypoints.settings import Settings
 
-PAIRS = 3
-# A drain pair takes about 15 s, an end-to-end pair a minute: more of them for the same time.
-DRAIN_PAIRS = 5
-# Enough tasks for a run of several seconds at either setting, short enough for 2 x PAIRS runs.
+# A drain pair takes about 15 s.
+PAIRS = 5
+# Enough tasks for a drain of several seconds at either setting, short enough for 2 x PAIRS.
 COST_TASKS = 4_000
-
-
-def _pairs(
-    sut: SystemUnderTest,
-    db: Timings,
-    plan: Plan,
-    connections: int,
-    setting: str,
-    processes: tuple[str, ...],
-    values: tuple[str, str] = ("false", "true"),
-) -> dict[str, Any]:
-    """`values`: the setting's value with the feature off, then on."""
-    run_plan = replace(plan, e2e_tasks=min(plan.e2e_tasks, COST_TASKS))
-
-    def run(on: bool) -> tuple[float, float]:
-        _restart(sut, processes, setting, values[1] if on else values[0])
-        return measured_run(sut, db, run_plan, connections)
-
-    try:
-        return abba(setting, run, run_plan.e2e_tasks)
-    finally:
-        _restart(sut, processes, setting, _value(sut, setting))  # back to the run's own value
+# End-to-end runs at the defaults whose median CPU per task is the share of the run's divisor.
+RUN_CPU_RUNS = 3
 
 
 def abba(
@@ -149,20 +129,34 @@ def _restart(sut: SystemUnderTest, processes: tuple[str, ...], setting: str, val
 def events_and_metrics(
     sut: SystemUnderTest, db: Timings, plan: Plan, connections: int
 ) -> dict[str, Any]:
-    """The cost of task events (the high pool restarted with TASK_EVENTS false and true,
-    measured draining a backlog: `by_drain`) and of metrics (every process restarted with
-    METRICS_ENABLED false and true, end to end), as fractions of the figure without them:
-    {"events_cost": {...}, "metrics_cost": {...}}. Task events' `cost_of_run` is the CPU they
-    add per task over the whole system's CPU per task end to end (metrics' runs at the
-    defaults): what they cost the end-to-end run, the pool being one part of it."""
-    every_process = tuple(sut.system.processes)
+    """The cost of task events (the high pool restarted with TASK_EVENTS false and true) and
+    of metrics (every process restarted with METRICS_ENABLED false and true), each in ABBA
+    pairs of drains (`drains`: the pool's CPU for task events, every process's and
+    PostgreSQL's for metrics), and the system's CPU per task end to end at the defaults, the
+    median of RUN_CPU_RUNS runs, that each cost's `cost_of_run` (and later phases') divides:
+    {"events_cost": {...}, "metrics_cost": {...}, "run_cpu_ms_per_task": ms}."""
+    run_plan = replace(plan, e2e_tasks=min(plan.e2e_tasks, COST_TASKS))
+    run_cpu_ms = statistics.median(
+        measured_run(sut, db, run_plan, connections)[1] for _ in range(RUN_CPU_RUNS)
+    )
+    say(f"the system's CPU per task end to end: {run_cpu_ms:.2f} ms (median of {RUN_CPU_RUNS})")
     events = by_drain(sut, db, "TASK_EVENTS", ("false", "true"))
-    metrics = _pairs(sut, db, plan, connections, "METRICS_ENABLED", every_process)
-    # The goal is a share of the run: the CPU events add per task (in the only process that
-    # pays it) over the whole system's CPU per task end to end, at the defaults (metrics on).
-    run_cpu_ms = statistics.median(pair["cpu_ms_on"] for pair in metrics["pairs"])
     share_of_run("task events", events, run_cpu_ms)
-    return {"events_cost": events, "metrics_cost": metrics}
+    every_process = tuple(sut.system.processes)
+
+    def metrics_on(on: bool) -> None:
+        _restart(sut, every_process, "METRICS_ENABLED", "true" if on else "false")
+
+    try:
+        metrics = drains(sut, db, "METRICS_ENABLED", metrics_on, counted="every process")
+    finally:
+        _restart(sut, every_process, "METRICS_ENABLED", _value(sut, "METRICS_ENABLED"))
+    share_of_run("metrics", metrics, run_cpu_ms)
+    return {
+        "events_cost": events,
+        "metrics_cost": metrics,
+        "run_cpu_ms_per_task": round(run_cpu_ms, 4),
+    }
 
 
 def share_of_run(what: str, drained: dict[str, Any], run_cpu_ms: float) -> None:
@@ -197,6 +191,9 @@ def by_drain(
         _restart(sut, (HIGH_WORKER,), setting, _value(sut, setting))
 
 
+Counted = Literal["high pool", "PostgreSQL", "every process"]
+
+
 def drains(
     sut: SystemUnderTest,
     db: Timings,
@@ -204,47 +201,52 @@ def drains(
     switch: Callable[[bool], None],
     tasks: int = COST_TASKS,
     *,
-    whole_life: bool = False,
+    counted: Counted = "high pool",
 ) -> dict[str, Any]:
     """A feature's cost in ABBA pairs of drains: `switch(on)` sets it, the high pool stops
     consuming (Celery's `cancel_consumer`), `tasks` priority-1 tasks are queued through the API
-    at 64 connections, and the pool drains them (`add_consumer`): the drain's rate, and the
-    pool's CPU time per task from the `add_consumer` to the last finish. `whole_life` adds the
-    API processes' CPU time over the creates and PostgreSQL's over both (for a feature the
-    database and the creates pay too). A first drain, not counted, warms the system.
+    at 64 connections, and the pool drains them (`add_consumer`): the drain's rate, and the CPU
+    time per task of what pays the feature: the high pool's from the `add_consumer` to the last
+    finish; or PostgreSQL's (the history triggers), or every taskman process's and
+    PostgreSQL's (metrics), from the first create to the last finish. A first drain, not
+    counted, warms the system.
 
     Not end to end, where the same setting's CPU per task moved by a quarter between runs (1.9
     to 2.9 ms, `make bench` of 2026-12-01): there the tasks per message follow how far the
     workers lag behind the creates, and so the run's speed. A backlog queued before the drain is
-    grouped into messages the same way at either setting, so the work per task is the same."""
+    grouped into messages the same way at either setting, so the work per task is the same; and
+    only what pays the feature is counted, not the others' noise."""
     app = create_celery_app(sut.redis_url, visibility_timeout_seconds=60, task_events=False)
     pool = sut.process(HIGH_WORKER)
     queue = Priority.HIGH.queue_name
 
-    def database() -> float:
-        return postgres_cpu_seconds() if whole_life else 0.0
+    def cpu() -> float:
+        if counted == "high pool":
+            return cpu_seconds(pool.pid)
+        if counted == "PostgreSQL":
+            return postgres_cpu_seconds()
+        return _system_cpu_seconds(sut)
 
     def run(on: bool) -> tuple[float, float]:
         switch(on)
         node = _node(app, queue)
         app.control.cancel_consumer(queue, destination=[node], reply=True, timeout=5)
         floor = db.max_id()
-        created_from = cpu_seconds(sut.process("api").pid) + database() if whole_life else 0.0
+        before = cpu()
         wrk.run_count(sut.system.base_url, connections=64, count=tasks, priority=1)
-        creates = (
-            cpu_seconds(sut.process("api").pid) + database() - created_from if whole_life else 0.0
-        )
-        before = cpu_seconds(pool.pid) + database()  # not the idle pool's while the API queued
+        if counted == "high pool":
+            before = cpu()  # not the idle pool's heartbeats while the API queued
         app.control.add_consumer(queue, destination=[node], reply=True, timeout=5)
         done = db.wait_finished_after(floor, timeout=600)
-        spent = cpu_seconds(pool.pid) + database() - before + creates
+        spent = cpu() - before
         assert done.first_started is not None and done.last_finished is not None
         seconds = max(epoch(done.last_finished) - epoch(done.first_started), 1e-3)
         return done.total / seconds, spent * 1000 / max(done.succeeded, 1)
 
     try:
         run(False)  # a first drain warms what the pairs would otherwise bill to one side
-        return abba(f"{what}, high pool draining a backlog", run, tasks, DRAIN_PAIRS)
+        measured = abba(f"{what}, high pool draining a backlog", run, tasks)
+        return {**measured, "cpu_of": counted}
     finally:
         app.close()
 
