@@ -52,6 +52,41 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+CpuSnapshot = dict[int, float]  # each process's own CPU seconds so far, by pid
+
+
+def tree_pids(pid: int) -> list[int]:
+    """A process and its live descendants."""
+    return [pid, *(p for child in _children(pid) for p in tree_pids(child))]
+
+
+def postgres_pids() -> list[int]:
+    """Every process named postgres (the backends are the postmaster's children)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().startswith("postgres"):
+                    found.append(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+    return found
+
+
+def cpu_snapshot(pids: list[int]) -> CpuSnapshot:
+    """Each live process's own CPU seconds so far."""
+    return {pid: _own_cpu_seconds(pid) for pid in pids}
+
+
+def cpu_spent(before: CpuSnapshot, after: CpuSnapshot) -> float:
+    """CPU seconds spent between two snapshots, each process counted over the time it was
+    alive in between: one that started since counts from zero, and one that exited since
+    (a database connection closed by the pool, an autovacuum worker) drops out rather than
+    taking its whole lifetime off the sum, as a difference of two totals would (its CPU since
+    the first snapshot is lost: an undercount of at most that)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
 def postgres_cpu_seconds() -> float:
     # Every process named postgres on its own: the backends are the postmaster's children.
     total = 0.0

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from bench.cost import cpu_seconds, postgres_cpu_seconds
+from bench.cost import CpuSnapshot, cpu_snapshot, cpu_spent, postgres_pids, tree_pids
 from bench.phases.common import say
 from bench.phases.costs import COST_TASKS, drains, measured_run, share_of_run
 from bench.phases.throughput import end_to_end
@@ -50,16 +50,14 @@ def _triggers(sut: SystemUnderTest, enabled: bool) -> None:
 
 
 @contextmanager
-def _followers(sut: SystemUnderTest, count: int) -> Iterator[tuple[list[int], list[float]]]:
-    """`count` clients reading every event while the block runs; yields their event counts and
-    CPU times (s).
+def _followers(sut: SystemUnderTest, count: int) -> Iterator[list[int]]:
+    """`count` clients reading every event while the block runs; yields their event counts.
 
     Each counts the `data:` fields in the raw chunks, as cheaply as a client can: its CPU is
     taken from the same two cores as taskman's, and a client of a real deployment runs
     elsewhere."""
     stop = threading.Event()
     seen = [0] * count
-    cpu = [0.0] * count
     opened = [threading.Event() for _ in range(count)]
 
     def follow(index: int) -> None:
@@ -74,7 +72,6 @@ def _followers(sut: SystemUnderTest, count: int) -> Iterator[tuple[list[int], li
                     data = tail + chunk
                     seen[index] += data.count(DATA_FIELD)
                     tail = data[1 - len(DATA_FIELD) :]
-                    cpu[index] = time.thread_time()
                     if stop.is_set():
                         return
             except httpx.TransportError:  # the system stopped first: nothing left to count
@@ -87,7 +84,7 @@ def _followers(sut: SystemUnderTest, count: int) -> Iterator[tuple[list[int], li
         if not event.wait(10):
             raise RuntimeError("an event stream did not open within 10 s")
     try:
-        yield seen, cpu
+        yield seen
     finally:
         stop.set()  # each ends at its next line: a heartbeat at the latest
 
@@ -101,8 +98,8 @@ _BURST = """
 _BURST_TASKS = 10**15
 
 
-def _api_and_postgres_cpu(sut: SystemUnderTest) -> float:
-    return cpu_seconds(sut.process("api").pid) + postgres_cpu_seconds()
+def _api_and_postgres_cpu(sut: SystemUnderTest) -> CpuSnapshot:
+    return cpu_snapshot(tree_pids(sut.process("api").pid) + postgres_pids())
 
 
 def streams_by_burst(
@@ -127,11 +124,11 @@ def streams_by_burst(
     measured = []
     with (
         psycopg.connect(sut.libpq_url, autocommit=True) as connection,
-        _followers(sut, streams) as (seen, _cpu),
+        _followers(sut, streams) as seen,
     ):
         idle_before = _api_and_postgres_cpu(sut)
         time.sleep(2.0)
-        idle_per_s = (_api_and_postgres_cpu(sut) - idle_before) / 2.0
+        idle_per_s = cpu_spent(idle_before, _api_and_postgres_cpu(sut)) / 2.0
         for _ in range(bursts):
             counts = list(seen)
             # Measured from the commit on: writing the events is the triggers' cost (and no
@@ -144,7 +141,7 @@ def streams_by_burst(
                     raise RuntimeError(f"the streams got {seen} of {events} events each")
                 time.sleep(0.01)
             seconds = time.monotonic() - started
-            spent = _api_and_postgres_cpu(sut) - before - idle_per_s * seconds
+            spent = cpu_spent(before, _api_and_postgres_cpu(sut)) - idle_per_s * seconds
             measured.append({"seconds": round(seconds, 3), "cpu_ms": round(spent * 1000, 1)})
             connection.execute(
                 "DELETE FROM task_events WHERE task_id > %(first)s", {"first": _BURST_TASKS}

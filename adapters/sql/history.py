@@ -103,7 +103,7 @@ class SqlTaskHistory(TaskHistory):
             query = query.where(task_events.c.task_id == task_id)
         query = query.order_by(task_events.c.id).limit(limit)
         with store_errors():
-            rows = self._connection.execute(query).tuples().all()
+            rows = self._connection.execute(query).all()
         return [_event(row) for row in rows]
 
     def last_event_id(self) -> int:

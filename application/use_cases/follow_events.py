@@ -73,6 +73,10 @@ class FollowEvents:
                     raise TaskNotFound(cursor.task_id)
             elif not resume:
                 cursor.after_id = self._uow.history.last_event_id()
+            else:
+                # An id past the newest (a client of a restored database, or any made-up id)
+                # reads on from the newest: the events to come are all after it.
+                cursor.after_id = min(cursor.after_id, self._uow.history.last_event_id())
         return cursor
 
     def next(self, cursor: EventCursor) -> list[TaskEvent]:

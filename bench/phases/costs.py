@@ -10,7 +10,7 @@ by more than the cost sought, and end to end the same setting's CPU per task mov
 between runs. So each feature is measured where it is paid, in PAIRS pairs of drains of a
 backlog (`drains`), the feature off then on, then on then off (ABBA: a drift in the machine's
 load between runs hits both sides alike), and judged by its `cost_of_run`: the CPU it adds per
-task (median pair) over the whole system's CPU per task end to end at the defaults. Every
+task (median pair) over the whole system's CPU per task end to end at the bench's settings. Every
 pair's rates and CPU per task are kept beside the medians."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any, Literal
 from celery import Celery
 
 from adapters.broker.app import create_celery_app
-from bench.cost import cpu_seconds, postgres_cpu_seconds
+from bench.cost import CpuSnapshot, cpu_snapshot, cpu_spent, postgres_pids, tree_pids
 from bench.loadgen import wrk
 from bench.phases.common import epoch, say
 from bench.phases.throughput import HIGH_WORKER, _wait_ready, end_to_end
@@ -37,7 +37,7 @@ from entrypoints.settings import Settings
 PAIRS = 5
 # Enough tasks for a drain of several seconds at either setting, short enough for 2 x PAIRS.
 COST_TASKS = 4_000
-# End-to-end runs at the defaults whose median CPU per task is the share of the run's divisor.
+# End-to-end runs at the bench's settings whose median CPU per task divides each cost.
 RUN_CPU_RUNS = 3
 
 
@@ -100,15 +100,16 @@ def measured_run(
     process with its children, and of PostgreSQL. Steadier than the rate, which moved by up to
     20% between runs of one setting here, though not free of the noise: a run slowed by
     contention also burns more CPU per task."""
-    before = _system_cpu_seconds(sut)
+    before = _system_cpu(sut)
     figures = end_to_end(sut, db, plan, connections)
-    spent = _system_cpu_seconds(sut) - before
+    spent = cpu_spent(before, _system_cpu(sut))
     return float(figures["e2e_tasks_per_s"]), spent * 1000 / max(figures["e2e"]["succeeded"], 1)
 
 
-def _system_cpu_seconds(sut: SystemUnderTest) -> float:
-    own = sum(cpu_seconds(p.pid) for p in sut.system.processes.values() if p.running)
-    return own + postgres_cpu_seconds()
+def _system_cpu(sut: SystemUnderTest) -> CpuSnapshot:
+    """Every taskman process with its descendants, and PostgreSQL."""
+    pids = [pid for p in sut.system.processes.values() if p.running for pid in tree_pids(p.pid)]
+    return cpu_snapshot(pids + postgres_pids())
 
 
 def _value(sut: SystemUnderTest, setting: str) -> str:
@@ -132,8 +133,9 @@ def events_and_metrics(
     """The cost of task events (the high pool restarted with TASK_EVENTS false and true) and
     of metrics (every process restarted with METRICS_ENABLED false and true), each in ABBA
     pairs of drains (`drains`: the pool's CPU for task events, every process's and
-    PostgreSQL's for metrics), and the system's CPU per task end to end at the defaults, the
-    median of RUN_CPU_RUNS runs, that each cost's `cost_of_run` (and later phases') divides:
+    PostgreSQL's for metrics), and the system's CPU per task end to end at the bench's
+    settings, the median of RUN_CPU_RUNS runs, that each cost's `cost_of_run` (and later
+    phases') divides:
     {"events_cost": {...}, "metrics_cost": {...}, "run_cpu_ms_per_task": ms}."""
     run_plan = replace(plan, e2e_tasks=min(plan.e2e_tasks, COST_TASKS))
     run_cpu_ms = statistics.median(
@@ -220,12 +222,12 @@ def drains(
     pool = sut.process(HIGH_WORKER)
     queue = Priority.HIGH.queue_name
 
-    def cpu() -> float:
+    def cpu() -> CpuSnapshot:
         if counted == "high pool":
-            return cpu_seconds(pool.pid)
+            return cpu_snapshot(tree_pids(pool.pid))
         if counted == "PostgreSQL":
-            return postgres_cpu_seconds()
-        return _system_cpu_seconds(sut)
+            return cpu_snapshot(postgres_pids())
+        return _system_cpu(sut)
 
     def run(on: bool) -> tuple[float, float]:
         switch(on)
@@ -238,7 +240,7 @@ def drains(
             before = cpu()  # not the idle pool's heartbeats while the API queued
         app.control.add_consumer(queue, destination=[node], reply=True, timeout=5)
         done = db.wait_finished_after(floor, timeout=600)
-        spent = cpu() - before
+        spent = cpu_spent(before, cpu())
         assert done.first_started is not None and done.last_finished is not None
         seconds = max(epoch(done.last_finished) - epoch(done.first_started), 1e-3)
         return done.total / seconds, spent * 1000 / max(done.succeeded, 1)

@@ -8,8 +8,9 @@ position, already encoded as Server-Sent Events.
 
 A stream joins the feed only once its cursor is at or past the feed's position (every event up
 to it handed out): one resuming from an older Last-Event-ID first catches up with its own reads
-(`stream`). A subscriber ahead of the feed skips what it has already read, so
-the handover neither loses nor repeats an event.
+(`stream`), and starts the feed, if none runs, only once it has caught up with the log. A
+subscriber ahead of the feed skips what it has already read, so the handover neither loses nor
+repeats an event.
 
 A slow subscriber never holds the feed back: each holds at most `buffer` events not yet sent;
 one that would exceed it is cut off (its stream sends what it holds, then ends) and its client,
@@ -112,13 +113,20 @@ class EventFeed:
     def subscribers(self) -> int:
         return len(self._subscribers)
 
-    async def stream(self, follow: FollowEvents, cursor: EventCursor) -> AsyncIterator[bytes]:
+    async def stream(
+        self, follow: FollowEvents, cursor: EventCursor, *, resumed: bool = False
+    ) -> AsyncIterator[bytes]:
         """The Server-Sent Events of a reader of every task's events, from its cursor on (placed
-        by `follow.open`): read by itself until it reaches the feed, then from the feed."""
-        while (subscription := self.join(cursor)) is None:
+        by `follow.open`): read by itself until it reaches the feed, then from the feed. A
+        `resumed` cursor (from a Last-Event-ID) may be far behind the log's end: it starts no
+        feed before it has caught up with the log by itself, so the feed always starts near the
+        end and the streams that come after it are not held back by one client's backlog."""
+        current = not resumed
+        while (subscription := self.join(cursor, current=current)) is None:
             read_past = cursor.after_id
             if found := await run_in_threadpool(follow.next, cursor):
                 yield encoded(found)
+            current = not cursor.more
             if cursor.after_id == read_past:  # waiting on a missing id
                 await asyncio.sleep(self._poll_seconds)
         try:
@@ -127,11 +135,14 @@ class EventFeed:
         finally:
             self.leave(subscription)
 
-    def join(self, cursor: EventCursor) -> Subscription | None:
+    def join(self, cursor: EventCursor, *, current: bool = True) -> Subscription | None:
         """Subscribes a reader of every task's events, unless its cursor is behind the feed
         (None: it reads on by itself and tries again). The first subscriber starts the feed
-        at its own position."""
+        at its own position, if that is `current` (at the log's end, as far as it knows);
+        else None too."""
         if self._task is None:
+            if not current:
+                return None
             self._position = cursor.after_id
             start = EventCursor(
                 principal=BUILT_IN, after_id=cursor.after_id, gap_since=cursor.gap_since
@@ -166,6 +177,8 @@ class EventFeed:
                     await asyncio.sleep(self._poll_seconds)
         except StoreUnavailable as error:
             logger.warning("event feed stopped, its streams end: %s", error)
+        except Exception:  # a bug: each stream still ends, and its client resumes
+            logger.exception("event feed failed, its streams end")
         finally:
             # Not stopped by the last subscriber leaving: end every stream (clients resume).
             if self._task is asyncio.current_task():

@@ -134,7 +134,7 @@ async def _stream(
     settings = request.app.state.container.settings()
     poll_seconds = settings.events_poll_seconds
     if cursor.task_id is None:
-        events = request.app.state.event_feed.stream(follow, cursor)
+        events = request.app.state.event_feed.stream(follow, cursor, resumed=resume)
     else:
         events = _task_events(follow, cursor, poll_seconds)
     return EventSourceResponse(

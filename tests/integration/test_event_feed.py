@@ -88,10 +88,20 @@ def _log(engine: Engine, after_id: int) -> list[TaskEvent]:
         return uow.history.events(after_id, 100_000)
 
 
-def _opened(engine: Engine, cursor: EventCursor, *, resume: bool = False) -> CountingFollow:
-    follow = CountingFollow(engine)
+def _opened(
+    engine: Engine, cursor: EventCursor, *, resume: bool = False, gap_wait: float = 2.0
+) -> CountingFollow:
+    follow = CountingFollow(engine, gap_wait)
     follow.open(cursor, resume=resume)
     return follow
+
+
+async def _eventually(condition: Callable[[], bool]) -> None:
+    """Waits until `condition` holds (a read from a worker thread may take a while on a busy
+    machine), for up to WAIT seconds; the caller asserts what follows."""
+    deadline = time.monotonic() + WAIT
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
 
 
 def _run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -184,7 +194,7 @@ def test_at_the_join_point_a_stream_skips_what_it_has_read_and_misses_nothing(
         added(pg_uow, _task(Priority.HIGH))
         live_cursor = EventCursor()
         live = Collector(feed.stream(_opened(pg_engine, live_cursor), live_cursor))
-        await asyncio.sleep(0.1)
+        await _eventually(lambda: feed.reads >= 1)
         position = live_cursor.after_id
         assert feed.running and feed.reads == 1 and position == _log(pg_engine, 0)[-1].id
         added(pg_uow, *[_task(Priority.HIGH) for _ in range(3)])
@@ -195,7 +205,7 @@ def test_at_the_join_point_a_stream_skips_what_it_has_read_and_misses_nothing(
             cursor = EventCursor(after_id=resume_after)
             follow = _opened(pg_engine, cursor, resume=True)
             streams[resume_after] = (follow, Collector(feed.stream(follow, cursor)))
-        await asyncio.sleep(0.1)
+        await _eventually(lambda: feed.subscribers == 4)
         assert streams[position - 1][0].reads == 1, "behind: it read up to the end by itself"
         assert streams[position][0].reads == streams[new[1]][0].reads == 0
         assert feed.subscribers == 4 and feed.reads == 1  # the feed has not read the new ones
@@ -329,7 +339,7 @@ def test_under_load_the_feed_reads_once_per_poll_and_again_at_once_only_after_a_
         feed = EventFeed(lambda: CountingFollow(pg_engine, gap_wait=0), poll_seconds=1.5)
         cursor = EventCursor()
         live = Collector(feed.stream(_opened(pg_engine, cursor), cursor))
-        await asyncio.sleep(0.1)
+        await _eventually(lambda: feed.reads >= 1)
         assert feed.reads == 1
         burst = 2 * EVENTS_PER_READ + 100
         added(pg_uow, *[_task(Priority.HIGH) for _ in range(burst)])
@@ -339,5 +349,35 @@ def test_under_load_the_feed_reads_once_per_poll_and_again_at_once_only_after_a_
         assert await live.until(burst) == new
         assert feed.reads == 1 + 3
         await live.close()
+
+    _run(scenario)
+
+
+def test_a_first_stream_resuming_from_far_back_starts_the_feed_only_once_caught_up(
+    pg_uow: SqlUnitOfWork, pg_engine: Engine
+) -> None:
+    async def scenario() -> None:
+        # No wait for a missing id (one an earlier test rolled back may sit in the backlog and
+        # cut a read short): not the subject.
+        feed = EventFeed(lambda: CountingFollow(pg_engine, gap_wait=0), POLL)
+        start = _log(pg_engine, 0)[-1].id if _log(pg_engine, 0) else 0
+        added(pg_uow, *[_task(Priority.LOW) for _ in range(EVENTS_PER_READ + 100)])
+        backlog = [event.id for event in _log(pg_engine, start)]
+        cursor = EventCursor(after_id=start)
+        follow = _opened(pg_engine, cursor, resume=True, gap_wait=0)
+        old = Collector(feed.stream(follow, cursor, resumed=True))
+        assert await old.until(len(backlog)) == backlog
+        # It read the backlog by itself (a full read, then the rest), then started the feed at
+        # the log's end: a stream opened now is not behind a backlog.
+        assert follow.reads == 2 and feed.running and feed.reads >= 1
+        future = EventCursor(after_id=backlog[-1] + 10**6)  # a made-up or restored id
+        ahead = Collector(feed.stream(_opened(pg_engine, future, resume=True), future))
+        assert future.after_id == backlog[-1], "capped at the newest event"
+        added(pg_uow, _task(Priority.LOW))
+        (new,) = [event.id for event in _log(pg_engine, backlog[-1])]
+        assert await ahead.until(1) == [new]
+        assert await old.until(len(backlog) + 1) == [*backlog, new]
+        await old.close()
+        await ahead.close()
 
     _run(scenario)

@@ -90,6 +90,15 @@ def test_a_reader_reads_again_at_once_only_after_a_full_read_not_one_cut_by_a_mi
     assert [e.id for e in follow.next(cursor)] == [3] and not cursor.more
 
 
+def test_a_reader_resuming_past_the_newest_event_reads_on_from_the_newest(core: Core) -> None:
+    _create(core, Priority.LOW)
+    follow = FollowEvents(core.uow, gap_wait=60)
+    cursor = follow.open(EventCursor(after_id=10**9), resume=True)  # a restored database's client
+    assert cursor.after_id == 1
+    task = _create(core, Priority.LOW)
+    assert [(e.id, e.task_id) for e in follow.next(cursor)] == [(2, task.id)]
+
+
 def test_retention_prunes_old_events_in_batches_until_they_are_gone(core: Core) -> None:
     for _ in range(7):
         _create(core, Priority.LOW)
