@@ -41,8 +41,11 @@ STORM_CLIENTS = 200
 # PUT to about twice DB_LOCK_TIMEOUT_SECONDS.
 PUT_CLIENT_TIMEOUT_SECONDS = 6.0
 # "In milliseconds" for the unrelated requests, with room for a loaded 2-core machine: far below
-# the lock's 8 s, which is what they waited before.
-UNRELATED_BOUND_SECONDS = 1.0
+# the lock's 8 s, which is what they waited before. 2 s, not 1: on a slow hour of the 2-core
+# machine (2026-12-01, bare Celery at 40% of its usual rate) the first health probe, sent as the
+# storm's 200 connections opened, took 1.4 s in a clean-clone CI run (every later one under
+# 0.25 s); waiting behind the lock is still four times that bound.
+UNRELATED_BOUND_SECONDS = 2.0
 
 
 class System:
