@@ -37,11 +37,6 @@ def _own_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system time of a process and its live descendants."""
-    return _own_cpu_seconds(pid) + sum(cpu_seconds(child) for child in _children(pid))
-
-
 def _children(pid: int) -> list[int]:
     found: list[int] = []
     for thread in Path(f"/proc/{pid}/task").glob("*"):
@@ -87,19 +82,6 @@ def cpu_spent(before: CpuSnapshot, after: CpuSnapshot) -> float:
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
-def postgres_cpu_seconds() -> float:
-    # Every process named postgres on its own: the backends are the postmaster's children.
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().startswith("postgres"):
-                    total += _own_cpu_seconds(int(entry.name))
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-    return total
-
-
 @dataclass
 class Meter:
     """CPU seconds of one process tree, of PostgreSQL, and the machine's idle share."""
@@ -109,12 +91,16 @@ class Meter:
     def __post_init__(self) -> None:
         self.start = self._read()
 
-    def _read(self) -> tuple[float, float, int, int]:
+    def _read(self) -> tuple[CpuSnapshot, CpuSnapshot, int, int]:
         ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        return cpu_seconds(self.pid), postgres_cpu_seconds(), sum(ticks), ticks[3] + ticks[4]
+        own = cpu_snapshot(tree_pids(self.pid))
+        return own, cpu_snapshot(postgres_pids()), sum(ticks), ticks[3] + ticks[4]
 
     def per_unit(self, units: int) -> str:
-        own, pg, total, idle = (b - a for a, b in zip(self.start, self._read(), strict=True))
+        own_before, pg_before, total_before, idle_before = self.start
+        own_after, pg_after, total_after, idle_after = self._read()
+        own, pg = cpu_spent(own_before, own_after), cpu_spent(pg_before, pg_after)
+        total, idle = total_after - total_before, idle_after - idle_before
         busy = 1 - idle / total if total else 0.0
         return (
             f"own CPU {1000 * own / units:.2f} ms, PostgreSQL {1000 * pg / units:.2f} ms; "
